@@ -1,0 +1,27 @@
+"""The ``xpdb`` application: sub-commands per stage."""
+
+from __future__ import annotations
+
+import typer
+
+from xpdb import __version__
+from xpdb.cli import db, ingest
+
+app = typer.Typer(
+    name="xpdb",
+    help="xpdb: a PostgreSQL catalogue service for Gaia DR3 XP spectra and UA-CSNet metallicities.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(db.app, name="db")
+app.add_typer(ingest.app, name="ingest")
+
+
+@app.command()
+def version() -> None:
+    """Print the xpdb version."""
+    typer.echo(__version__)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,303 @@
+"""The embedded default: a private PostgreSQL cluster under ``$XPDB_HOME``.
+
+When ``XPDB_DATABASE_URL`` is unset every command uses a cluster that xpdb creates with
+``initdb`` and runs with ``pg_ctl``, listening only on a Unix socket inside the data
+directory. PostgreSQL refuses to run as root, so when the effective user is root the
+server programs run as an unprivileged system user (Debian's ``postgres``) through
+``runuser``, with the cluster directory owned by that user.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pwd
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from xpdb.config import Settings
+
+SUPERUSER = "xpdb"
+DATABASE = "xpdb"
+PORT = 5432
+PREFERRED_MAJORS = (15, 16, 17, 14, 13)
+REQUIRED_EXTENSIONS = ("q3c",)
+
+
+class EmbeddedError(RuntimeError):
+    """The embedded cluster cannot be created or started; the message says what to do."""
+
+
+def _apt_hint(major: int = 15) -> str:
+    return (
+        f"install it with: sudo apt-get install postgresql-{major} postgresql-{major}-q3c "
+        f"postgresql-{major}-pgsphere (or run `make demo`, whose bootstrap does this), "
+        "or set XPDB_DATABASE_URL to an existing server"
+    )
+
+
+def find_bindir() -> Path:
+    """Locate the PostgreSQL server binaries (``initdb``, ``pg_ctl``, ``postgres``)."""
+    explicit = os.environ.get("XPDB_PG_BINDIR")
+    candidates: list[Path] = [Path(explicit)] if explicit else []
+    candidates += [Path(f"/usr/lib/postgresql/{m}/bin") for m in PREFERRED_MAJORS]
+    on_path = shutil.which("initdb")
+    if on_path:
+        candidates.append(Path(on_path).parent)
+    for bindir in candidates:
+        if (bindir / "initdb").exists() and (bindir / "pg_ctl").exists():
+            return bindir
+    raise EmbeddedError("PostgreSQL server binaries (initdb, pg_ctl) not found; " + _apt_hint())
+
+
+def check_extensions(bindir: Path, names: tuple[str, ...] = REQUIRED_EXTENSIONS) -> None:
+    """Fail clearly when an extension xpdb needs is not installed for this PostgreSQL."""
+    pg_config = bindir / "pg_config"
+    sharedir: Path | None = None
+    if pg_config.exists():
+        out = subprocess.run([str(pg_config), "--sharedir"], capture_output=True, text=True)
+        if out.returncode == 0:
+            sharedir = Path(out.stdout.strip())
+    if sharedir is None:
+        sharedir = Path(f"/usr/share/postgresql/{bindir.parent.name}")
+    for name in names:
+        if not (sharedir / "extension" / f"{name}.control").exists():
+            raise EmbeddedError(
+                f"the PostgreSQL extension {name!r} is not installed for {bindir.parent}; "
+                + _apt_hint(int(bindir.parent.name) if bindir.parent.name.isdigit() else 15)
+            )
+
+
+@dataclass
+class _RunAs:
+    """Who runs the server programs: ourselves, or a system user when we are root."""
+
+    user: str | None  # None: the current user
+    uid: int
+    gid: int
+
+    @classmethod
+    def detect(cls) -> _RunAs:
+        if os.geteuid() != 0:
+            return cls(None, os.getuid(), os.getgid())
+        name = os.environ.get("XPDB_PG_USER", "postgres")
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError as exc:
+            raise EmbeddedError(
+                f"running as root, but the system user {name!r} that should own the cluster does "
+                "not exist (PostgreSQL refuses to run as root); install postgresql or set XPDB_PG_USER"
+            ) from exc
+        return cls(name, entry.pw_uid, entry.pw_gid)
+
+    def command(self, argv: list[str]) -> list[str]:
+        if self.user is None:
+            return argv
+        runuser = shutil.which("runuser") or "/usr/sbin/runuser"
+        return [runuser, "-u", self.user, "--", *argv]
+
+
+def _check_traversable(path: Path, run_as: _RunAs) -> None:
+    """Every parent of the cluster directory must be searchable by the server's user."""
+    if run_as.user is None:
+        return
+    for parent in path.parents:
+        st = parent.stat()
+        if st.st_uid == run_as.uid:
+            continue
+        if not st.st_mode & 0o001:
+            raise EmbeddedError(
+                f"the server user {run_as.user!r} cannot reach {path}: {parent} is not traversable "
+                f"by others (chmod o+x {parent}) - or set XPDB_HOME to a directory it can reach"
+            )
+
+
+def _pid_alive_postgres(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"postgres" in cmdline or b"postmaster" in cmdline
+
+
+class EmbeddedCluster:
+    """A PostgreSQL cluster private to one ``XPDB_HOME``."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.home = settings.home
+        self.pgdata = settings.pgdata
+        self.socket_dir = settings.socket_dir
+        self.log = settings.postgres_log
+
+    # -- paths and state ---------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        """libpq URL of the cluster's xpdb database (Unix socket in ``XPDB_HOME/run``)."""
+        return f"postgresql://{SUPERUSER}@/{DATABASE}?host={self.socket_dir}&port={PORT}"
+
+    def initialised(self) -> bool:
+        return (self.pgdata / "PG_VERSION").exists()
+
+    def _run(self, argv: list[str], run_as: _RunAs, check: bool = True) -> subprocess.CompletedProcess:
+        proc = subprocess.run(run_as.command(argv), capture_output=True, text=True, cwd="/")
+        if check and proc.returncode != 0:
+            tail = self._log_tail()
+            raise EmbeddedError(
+                f"{Path(argv[0]).name} failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}"
+                + (f"\n--- {self.log} ---\n{tail}" if tail else "")
+            )
+        return proc
+
+    def _log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    @contextmanager
+    def _lock(self) -> Iterator[None]:
+        """Serialise init/start/stop across processes (workers may start together)."""
+        self.home.mkdir(parents=True, exist_ok=True)
+        with open(self.home / ".cluster.lock", "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def init(self) -> bool:
+        """Create the cluster if it does not exist yet. Returns True when it was created."""
+        bindir = find_bindir()
+        check_extensions(bindir)
+        run_as = _RunAs.detect()
+        if self.initialised():
+            return False
+        self.home.mkdir(parents=True, exist_ok=True)
+        _check_traversable(self.home, run_as)
+        for d, mode in ((self.pgdata, 0o700), (self.socket_dir, 0o755)):
+            d.mkdir(parents=True, exist_ok=True)
+            os.chmod(d, mode)
+        if run_as.user is not None:
+            for p in (self.home, self.pgdata, self.socket_dir):
+                os.chown(p, run_as.uid, run_as.gid)
+            if self.log.exists():
+                os.chown(self.log, run_as.uid, run_as.gid)
+        self._run(
+            [str(bindir / "initdb"), "-D", str(self.pgdata), "-U", SUPERUSER, "--auth=trust",
+             "-E", "UTF8", "--no-locale", "--no-sync"],
+            run_as,
+        )
+        conf = self.pgdata / "postgresql.conf"
+        with open(conf, "a") as fh:
+            fh.write("\ninclude_if_exists = 'xpdb.conf'\n")
+        (self.pgdata / "xpdb.conf").write_text(self._server_settings())
+        if run_as.user is not None:
+            os.chown(self.pgdata / "xpdb.conf", run_as.uid, run_as.gid)
+        return True
+
+    def _server_settings(self) -> str:
+        """Settings for a private, socket-only cluster tuned for bulk loads on a small machine."""
+        return "\n".join([
+            "# written by xpdb; edit freely, `xpdb db stop && xpdb db start` applies",
+            "listen_addresses = ''",
+            f"unix_socket_directories = '{self.socket_dir}'",
+            f"port = {PORT}",
+            "max_connections = 100",
+            "shared_buffers = 512MB",
+            "work_mem = 64MB",
+            "maintenance_work_mem = 512MB",
+            "max_wal_size = 4GB",
+            "checkpoint_timeout = 15min",
+            "wal_compression = on",
+            "jit = off",
+            "timezone = 'UTC'",
+            "",
+        ])
+
+    def running(self) -> bool:
+        if not self.initialised():
+            return False
+        proc = self._run([str(find_bindir() / "pg_ctl"), "status", "-D", str(self.pgdata)],
+                         _RunAs.detect(), check=False)
+        return proc.returncode == 0
+
+    def _clear_stale_pid(self) -> None:
+        """Remove a pid file (and socket lock) left by a server that is no longer running."""
+        pidfile = self.pgdata / "postmaster.pid"
+        if pidfile.exists():
+            try:
+                pid = int(pidfile.read_text().splitlines()[0])
+            except (ValueError, IndexError, OSError):
+                pid = -1
+            if pid <= 0 or not _pid_alive_postgres(pid):
+                pidfile.unlink(missing_ok=True)
+        lock = self.socket_dir / f".s.PGSQL.{PORT}.lock"
+        if lock.exists() and not pidfile.exists():
+            lock.unlink(missing_ok=True)
+            (self.socket_dir / f".s.PGSQL.{PORT}").unlink(missing_ok=True)
+
+    def start(self) -> bool:
+        """Initialise if needed and start the server. Idempotent; returns True if it started it."""
+        with self._lock():
+            self.init()
+            if self.running():
+                self._ensure_database()
+                return False
+            self._clear_stale_pid()
+            run_as = _RunAs.detect()
+            if run_as.user is not None:
+                self.log.touch(exist_ok=True)
+                os.chown(self.log, run_as.uid, run_as.gid)
+            self._run(
+                [str(find_bindir() / "pg_ctl"), "start", "-w", "-t", "120", "-D", str(self.pgdata),
+                 "-l", str(self.log)],
+                run_as,
+            )
+            self._ensure_database()
+            return True
+
+    def stop(self) -> bool:
+        """Stop the server if it runs (fast shutdown). Returns True if it stopped it."""
+        with self._lock():
+            if not self.running():
+                return False
+            self._run([str(find_bindir() / "pg_ctl"), "stop", "-w", "-m", "fast", "-D", str(self.pgdata)],
+                      _RunAs.detect())
+            return True
+
+    def _ensure_database(self) -> None:
+        import psycopg
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with psycopg.connect(
+                    f"postgresql://{SUPERUSER}@/postgres?host={self.socket_dir}&port={PORT}",
+                    autocommit=True,
+                ) as conn:
+                    exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)).fetchone()
+                    if not exists:
+                        conn.execute(f'CREATE DATABASE "{DATABASE}"')
+                return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+    def status(self) -> dict[str, object]:
+        """A small description for ``xpdb db status``."""
+        return {
+            "mode": "embedded",
+            "home": str(self.home),
+            "initialised": self.initialised(),
+            "running": self.running(),
+            "url": self.url,
+            "log": str(self.log),
+        }

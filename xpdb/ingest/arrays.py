@@ -1,0 +1,136 @@
+"""Array-valued columns as the archive writes them, turned into dense 2-D numpy arrays.
+
+The Gaia archive writes XP arrays as bracketed text in CSV (``"(1.0, 2.0, ...)"``), as
+JSON lists in ECSV (``"[1.0, null, ...]"``), as variable-length arrays in FITS and
+VOTable and as list columns in Parquet; the flat layout has one column per element
+(``bp_coeff_0``..). Every form ends as ``DenseArrays``: values padded with NaN, the used
+length of each row, and which rows are NULL. Parsing is vectorised with Arrow compute
+kernels, which also release the GIL so columns can be parsed in parallel threads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+@dataclass
+class DenseArrays:
+    """A batch of 1-D arrays, one per row, as a padded 2-D array."""
+
+    values: np.ndarray  # (n, width), NaN beyond each row's length
+    lengths: np.ndarray  # (n,) int, 0 for NULL rows
+    null: np.ndarray  # (n,) bool
+    bad_rows: dict[int, str] = field(default_factory=dict)  # row index -> why it could not be parsed
+
+    @property
+    def width(self) -> int:
+        return self.values.shape[1]
+
+    @classmethod
+    def empty(cls, n: int, dtype) -> DenseArrays:
+        return cls(np.empty((n, 0), dtype=dtype), np.zeros(n, dtype=np.int32), np.ones(n, dtype=bool))
+
+
+def _from_list_array(arr: pa.Array, dtype) -> DenseArrays:
+    """Arrow (fixed-size) list array -> dense numpy, with nested NULLs as NaN."""
+    n = len(arr)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    if pa.types.is_fixed_size_list(arr.type):
+        arr = arr.cast(pa.list_(arr.type.value_type))
+    null = np.asarray(arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+    lengths = pc.list_value_length(arr).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int32)
+    flat = pc.list_flatten(arr)
+    flat = flat.cast(pa.from_numpy_dtype(np.dtype(dtype)), safe=False)
+    flat_np = np.asarray(flat.fill_null(np.nan).to_numpy(zero_copy_only=False), dtype=dtype)
+    width = int(lengths.max()) if n else 0
+    if n and np.all(lengths[~null] == width) and np.all(lengths[null] == 0):
+        values = np.full((n, width), np.nan, dtype=dtype)
+        values[~null] = flat_np.reshape(-1, width) if width else values[~null]
+    else:
+        values = np.full((n, width), np.nan, dtype=dtype)
+        starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+        rows = np.repeat(np.arange(n), lengths)
+        cols = np.arange(len(flat_np)) - np.repeat(starts, lengths)
+        values[rows, cols] = flat_np
+    return DenseArrays(values, lengths, null)
+
+
+def _from_text_array(arr: pa.Array, dtype) -> DenseArrays:
+    """Bracketed text (``(a, b)``, ``[a, null]``) -> dense numpy; bad rows are reported, not fatal."""
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
+    n = len(arr)
+    trimmed = pc.utf8_trim(arr, characters="()[] \t\r\n")
+    empty = pc.equal(trimmed, "").fill_null(False)
+    null = np.asarray(pc.or_(pc.is_null(arr), empty).to_numpy(zero_copy_only=False), dtype=bool)
+    trimmed = pc.if_else(empty, pa.scalar(None, pa.string()), trimmed)
+    parts = pc.split_pattern(trimmed, pattern=",")
+    lengths = pc.list_value_length(parts).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int32)
+    flat = pc.utf8_trim_whitespace(pc.list_flatten(parts))
+    flat = pc.if_else(pc.equal(pc.utf8_lower(flat), "null"), "nan", flat)
+    target = pa.from_numpy_dtype(np.dtype(dtype))
+    bad: dict[int, str] = {}
+    try:
+        flat_np = pc.cast(flat, target).to_numpy(zero_copy_only=False)
+    except pa.ArrowInvalid:
+        flat_np, bad = _cast_rowwise(flat, lengths, dtype)
+    flat_np = np.asarray(flat_np, dtype=dtype)
+    width = int(lengths.max()) if n else 0
+    values = np.full((n, width), np.nan, dtype=dtype)
+    if n and np.all(lengths[~null] == width):
+        values[~null] = flat_np.reshape(-1, width) if width else values[~null]
+    else:
+        starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
+        rows = np.repeat(np.arange(n), lengths)
+        cols = np.arange(len(flat_np)) - np.repeat(starts, lengths)
+        values[rows, cols] = flat_np
+    return DenseArrays(values, lengths, null, bad)
+
+
+def _cast_rowwise(flat: pa.Array, lengths: np.ndarray, dtype) -> tuple[np.ndarray, dict[int, str]]:
+    """Slow path after a failed bulk cast: find the rows holding unparseable text."""
+    tokens = flat.to_pylist()
+    out = np.full(len(tokens), np.nan, dtype=dtype)
+    bad: dict[int, str] = {}
+    row_of = np.repeat(np.arange(len(lengths)), lengths)
+    for i, tok in enumerate(tokens):
+        try:
+            out[i] = float(tok)
+        except (TypeError, ValueError):
+            row = int(row_of[i])
+            bad.setdefault(row, f"unparseable number {tok!r}")
+    return out, bad
+
+
+def dense_arrays(arr: pa.Array | pa.ChunkedArray, dtype) -> DenseArrays:
+    """Any array-valued Arrow column (list, fixed-size list, or bracketed text) as ``DenseArrays``."""
+    typ = arr.type
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+        return _from_text_array(arr, dtype)
+    if pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ):
+        return _from_list_array(arr, dtype)
+    if pa.types.is_null(typ):
+        return DenseArrays.empty(len(arr), dtype)
+    raise TypeError(f"not an array column (Arrow type {typ})")
+
+
+def dense_from_flat(columns: list[pa.Array], dtype) -> DenseArrays:
+    """The flat layout: one scalar column per element (``bp_coeff_0``, ``bp_coeff_1``, ...).
+
+    A row whose elements are all NULL is a NULL array (a missing band).
+    """
+    n = len(columns[0]) if columns else 0
+    values = np.empty((n, len(columns)), dtype=dtype)
+    nulls = np.zeros((n, len(columns)), dtype=bool)
+    for j, col in enumerate(columns):
+        col = col.cast(pa.from_numpy_dtype(np.dtype(dtype)), safe=False)
+        nulls[:, j] = np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        values[:, j] = np.asarray(col.fill_null(np.nan).to_numpy(zero_copy_only=False), dtype=dtype)
+    null = nulls.all(axis=1) if len(columns) else np.ones(n, dtype=bool)
+    lengths = np.where(null, 0, len(columns)).astype(np.int32)
+    return DenseArrays(values, lengths, null)

@@ -1,0 +1,353 @@
+"""Loading one file into one keyed table: runs, transactions, rejects, resume and no-ops.
+
+Every file load is an ``ingest_run`` row keyed by the file's sha256:
+- a file already loaded is a reported no-op (``--replace`` loads it again as an upsert);
+- small files load in one transaction; large ones in committed chunks whose progress
+  (``next_row``) commits with the chunk, so an interrupted load resumes without
+  duplicates; a corrupt position found mid-file removes the rows the run committed;
+- invalid rows go to ``ingest_reject`` with file, row, column and reason.
+Reading and validating the next chunk overlaps the COPY of the current one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+
+from xpdb.db.copy import Column, copy_binary
+from xpdb.ingest import sources as sources_mod
+from xpdb.ingest import xp as xp_mod
+from xpdb.ingest.readers import Chunk, IngestFileError, TableReader
+from xpdb.ingest.xp import Reject
+
+ProgressCallback = Callable[[int, int | None], None]
+
+
+@dataclass
+class TableSpec:
+    """How one kind of file maps onto one table keyed by ``source_id``."""
+
+    kind: str
+    table: str
+    convert: Callable[[Chunk, Any], Any]
+    validate: Callable[[Any], list[Reject]]
+    ids: Callable[[Any], np.ndarray]
+    ids_null: Callable[[Any], np.ndarray]
+    copy_columns: Callable[[Any, np.ndarray, int], list[Column]]
+    prepare: Callable[[TableReader, dict], Any] = lambda reader, options: None
+    cluster_index: str | None = None
+
+
+def _prepare_sources(reader: TableReader, options: dict) -> dict[str, str]:
+    resolved, ignored = sources_mod.resolve_columns(reader.column_names(), options.get("map"))
+    missing = [c for c in ("source_id", "ra", "dec") if c not in resolved]
+    if missing:
+        raise IngestFileError(reader.path, f"required column(s) {', '.join(missing)} not found "
+                                           f"(columns: {', '.join(reader.column_names()[:20])}...); use --map")
+    options["ignored_columns"] = ignored
+    return resolved
+
+
+def _convert_xp(chunk: Chunk, ctx) -> xp_mod.XpBatch:
+    try:
+        return xp_mod.from_arrow(chunk.table)
+    except KeyError as exc:
+        raise ValueError(f"required column {exc.args[0]} not found") from exc
+
+
+SPECS: dict[str, TableSpec] = {
+    "xp": TableSpec(
+        kind="xp", table="xpdb.xp_continuous",
+        convert=_convert_xp,
+        validate=xp_mod.validate,
+        ids=lambda b: b.source_id.values,
+        ids_null=lambda b: b.source_id.null,
+        copy_columns=xp_mod.copy_columns,
+    ),
+    "sources": TableSpec(
+        kind="sources", table="xpdb.gaia_source",
+        convert=lambda chunk, resolved: sources_mod.from_arrow(chunk.table, resolved),
+        validate=sources_mod.validate,
+        ids=lambda b: b.columns["source_id"].values,
+        ids_null=lambda b: b.columns["source_id"].null,
+        copy_columns=sources_mod.copy_columns,
+        prepare=_prepare_sources,
+        cluster_index="gaia_source_q3c_idx",
+    ),
+}
+
+
+@dataclass
+class IngestReport:
+    """What one file load did, for the CLI summary and for tests."""
+
+    path: str
+    kind: str
+    status: str  # loaded | no-op | failed
+    run_id: int | None = None
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_rejected: int = 0
+    seconds: float = 0.0
+    resumed_from: int | None = None
+    rejects: list[tuple[int, str | None, str]] = field(default_factory=list)  # first few (row, column, reason)
+    message: str = ""
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows_read / self.seconds if self.seconds > 0 else 0.0
+
+
+def file_sha256(path: Path | str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _prefetch(iterator: Iterator, depth: int = 2) -> Iterator:
+    """Run ``iterator`` in a background thread, ``depth`` items ahead of the consumer."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce():
+        try:
+            for item in iterator:
+                if stop.is_set():
+                    return
+                q.put(("item", item))
+            q.put(("done", done))
+        except BaseException as exc:  # delivered to the consumer
+            q.put(("error", exc))
+
+    thread = threading.Thread(target=produce, daemon=True, name="xpdb-ingest-reader")
+    thread.start()
+    try:
+        while True:
+            kind, item = q.get()
+            if kind == "item":
+                yield item
+            elif kind == "done":
+                return
+            else:
+                raise item
+    finally:
+        stop.set()
+
+
+def ingest_file(
+    url: str,
+    kind: str,
+    path: Path | str,
+    *,
+    replace: bool = False,
+    fmt: str | None = None,
+    options: dict | None = None,
+    chunk_rows: int = 20_000,
+    single_transaction_rows: int = 250_000,
+    progress: ProgressCallback | None = None,
+    max_reported_rejects: int = 20,
+) -> IngestReport:
+    """Load one file of ``kind`` ('xp' or 'sources') into its table. See the module docstring."""
+    spec = SPECS[kind]
+    path = Path(path)
+    options = dict(options or {})
+    t0 = time.perf_counter()
+    report = IngestReport(str(path), kind, "loaded")
+    if not path.exists():
+        raise IngestFileError(path, "no such file")
+    sha = file_sha256(path)
+    with psycopg.connect(url) as conn:
+        lock_key = int(sha[:15], 16)
+        if not conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_key,)).fetchone()[0]:
+            raise IngestFileError(path, "this file is being loaded by another process right now")
+        conn.commit()
+        try:
+            previous = conn.execute(
+                "SELECT run_id, status, next_row FROM xpdb.ingest_run WHERE kind = %s AND target = '' "
+                "AND sha256 = %s AND status IN ('done', 'running') ORDER BY run_id DESC LIMIT 1",
+                (kind, sha)).fetchone()
+            conn.commit()
+            if previous and previous[1] == "done" and not replace:
+                report.status = "no-op"
+                report.run_id = previous[0]
+                report.message = f"already loaded by run {previous[0]} (same sha256); use --replace to load it again"
+                report.seconds = time.perf_counter() - t0
+                return report
+            reader = _open_reader(conn, kind, path, sha, fmt, chunk_rows, options)
+            ctx = spec.prepare(reader, options)
+            resume = previous if previous and previous[1] == "running" else None
+            chunked = reader.n_rows is None and path.stat().st_size > 256 << 20 or (reader.n_rows or 0) > single_transaction_rows
+            if resume:
+                run_id, start_row = resume[0], int(resume[2]) + 1
+                report.resumed_from = start_row
+                conn.execute("UPDATE xpdb.ingest_run SET options = options || %s::jsonb WHERE run_id = %s",
+                             (json.dumps({"resumed": True}), run_id))
+                chunked = True
+            else:
+                run_id = conn.execute(
+                    "INSERT INTO xpdb.ingest_run (kind, path, sha256, file_format, options) "
+                    "VALUES (%s, %s, %s, %s, %s) RETURNING run_id",
+                    (kind, str(path.resolve()), sha, reader.format, json.dumps(_jsonable(options, replace))),
+                ).fetchone()[0]
+                start_row = 1
+                if chunked:
+                    conn.commit()
+            report.run_id = run_id
+            try:
+                _load(conn, spec, reader, ctx, run_id, start_row, chunked, replace, report, progress,
+                      max_reported_rejects, path)
+            except BaseException as exc:
+                conn.rollback()
+                if isinstance(exc, KeyboardInterrupt) and chunked:
+                    raise  # leave the run 'running': the next ingest of this file resumes it
+                _record_failure(conn, spec, run_id, chunked, exc, resume is None and not chunked, kind, path, sha,
+                                reader.format)
+                raise
+            finally:
+                reader.close()
+            conn.execute(
+                "UPDATE xpdb.ingest_run SET status = 'done', finished_at = now(), rows_read = %s, "
+                "rows_loaded = %s, rows_rejected = %s WHERE run_id = %s",
+                (report.rows_read, report.rows_loaded, report.rows_rejected, run_id))
+            conn.commit()
+            if report.rows_loaded:
+                _after_bulk_load(conn, spec, report.rows_loaded)
+        finally:
+            conn.rollback()
+            conn.execute("SELECT pg_advisory_unlock(%s)", (lock_key,))
+            conn.commit()
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _jsonable(options: dict, replace: bool) -> dict:
+    out = {k: v for k, v in options.items() if isinstance(v, (str, int, float, bool, list, dict, type(None)))}
+    out["replace"] = replace
+    return out
+
+
+def _open_reader(conn, kind, path, sha, fmt, chunk_rows, options) -> TableReader:
+    try:
+        return TableReader(path, fmt=fmt, chunk_rows=chunk_rows)
+    except IngestFileError as exc:
+        conn.execute(
+            "INSERT INTO xpdb.ingest_run (kind, path, sha256, status, error, finished_at) "
+            "VALUES (%s, %s, %s, 'failed', %s, now())", (kind, str(Path(path).resolve()), sha, str(exc)))
+        conn.commit()
+        raise
+
+
+def _record_failure(conn, spec, run_id, chunked, exc, run_row_rolled_back, kind, path, sha, fmt) -> None:
+    """Mark the run failed; in chunked mode remove the rows its committed chunks loaded."""
+    message = str(exc) or type(exc).__name__
+    if chunked:
+        conn.execute(f"DELETE FROM {spec.table} WHERE ingest_run_id = %s", (run_id,))
+        conn.execute("DELETE FROM xpdb.ingest_reject WHERE run_id = %s", (run_id,))
+        conn.execute("UPDATE xpdb.ingest_run SET status = 'failed', error = %s, finished_at = now() WHERE run_id = %s",
+                     (message, run_id))
+    else:
+        conn.execute(
+            "INSERT INTO xpdb.ingest_run (kind, path, sha256, file_format, status, error, finished_at) "
+            "VALUES (%s, %s, %s, %s, 'failed', %s, now())", (kind, str(Path(path).resolve()), sha, fmt, message))
+    conn.commit()
+
+
+def _load(conn: psycopg.Connection, spec: TableSpec, reader: TableReader, ctx, run_id: int, start_row: int,
+          chunked: bool, replace: bool, report: IngestReport, progress, max_reported: int, path: Path) -> None:
+    def converted():
+        for chunk in reader.chunks(start_row):
+            try:
+                batch = spec.convert(chunk, ctx)
+            except (ValueError, TypeError) as exc:
+                raise IngestFileError(path, str(exc), f"data rows {chunk.first_row}-"
+                                      f"{chunk.first_row + chunk.table.num_rows - 1}") from exc
+            yield chunk, batch, spec.validate(batch)
+
+    done = start_row - 1
+    for chunk, batch, rejects in _prefetch(converted()):
+        numbers = chunk.numbers()
+        n = len(numbers)
+        ids, ids_null = spec.ids(batch), spec.ids_null(batch)
+        all_rejects = [(int(numbers[r.row]), None if ids_null[r.row] else int(ids[r.row]), r.column, r.reason, r.value)
+                       for r in rejects]
+        all_rejects += [(row, None, None, f"unparseable line: {why}", None) for row, why in chunk.invalid_rows]
+        keep = np.ones(n, dtype=bool)
+        for r in rejects:
+            keep[r.row] = False
+        if keep.any():
+            existing = dict(conn.execute(
+                f"SELECT source_id, ingest_run_id FROM {spec.table} WHERE source_id = ANY(%s)",
+                (ids[keep].tolist(),)).fetchall())
+            if existing:
+                to_delete = []
+                for i in np.flatnonzero(keep):
+                    sid = int(ids[i])
+                    if sid not in existing:
+                        continue
+                    if existing[sid] == run_id:
+                        all_rejects.append((int(numbers[i]), sid, "source_id", "duplicate source_id within the file",
+                                            str(sid)))
+                        keep[i] = False
+                    elif replace:
+                        to_delete.append(sid)
+                    else:
+                        all_rejects.append((int(numbers[i]), sid, "source_id",
+                                            f"source_id already stored (run {existing[sid]}); use --replace to update",
+                                            str(sid)))
+                        keep[i] = False
+                if to_delete:
+                    conn.execute(f"DELETE FROM {spec.table} WHERE source_id = ANY(%s)", (to_delete,))
+        if keep.any():
+            copy_binary(conn, spec.table, spec.copy_columns(batch, keep, run_id))
+        if all_rejects:
+            _store_rejects(conn, run_id, all_rejects)
+            for row, _sid, column, reason, _value in all_rejects:
+                if len(report.rejects) < max_reported:
+                    report.rejects.append((row, column, reason))
+        n_rejected_rows = len({r[0] for r in all_rejects})
+        report.rows_read += n + len(chunk.invalid_rows)
+        report.rows_loaded += int(keep.sum())
+        report.rows_rejected += n_rejected_rows
+        done = int(max(numbers.max() if n else done, max((r[0] for r in chunk.invalid_rows), default=done)))
+        conn.execute(
+            "UPDATE xpdb.ingest_run SET next_row = %s, rows_read = rows_read + %s, rows_loaded = rows_loaded + %s, "
+            "rows_rejected = rows_rejected + %s WHERE run_id = %s",
+            (done, n + len(chunk.invalid_rows), int(keep.sum()), n_rejected_rows, run_id))
+        if chunked:
+            conn.commit()
+        if progress:
+            progress(report.rows_read, reader.n_rows)
+
+
+def _store_rejects(conn: psycopg.Connection, run_id: int, rejects: list) -> None:
+    with conn.cursor() as cur:
+        with cur.copy("COPY xpdb.ingest_reject (run_id, row_number, source_id, column_name, reason, value) "
+                      "FROM STDIN") as copy:
+            for row, sid, column, reason, value in rejects:
+                copy.write_row((run_id, row, sid, column, reason, None if value is None else value[:200]))
+
+
+def _after_bulk_load(conn: psycopg.Connection, spec: TableSpec, loaded: int) -> None:
+    """ANALYZE always; re-CLUSTER on the q3c index when the load is a large part of the table."""
+    conn.autocommit = True
+    try:
+        if spec.cluster_index:
+            total = conn.execute(f"SELECT reltuples::bigint FROM pg_class WHERE oid = '{spec.table}'::regclass").fetchone()[0]
+            if total <= 0 or loaded >= 0.3 * max(total, loaded):
+                conn.execute(f"CLUSTER {spec.table} USING {spec.cluster_index}")
+        conn.execute(f"ANALYZE {spec.table}")
+    finally:
+        conn.autocommit = False

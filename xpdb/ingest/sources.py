@@ -1,0 +1,149 @@
+"""gaia_source rows: archive column names (or common VizieR aliases) to validated COPY columns.
+
+Any subset of the archive's ``gaia_source`` columns is accepted; ``source_id``, ``ra`` and
+``dec`` are required. Galactic ``l``/``b`` are computed with astropy when absent, and
+``bp_rp`` from the BP and RP magnitudes. ``ebv`` (SFD) and ``rgeo`` (Bailer-Jones
+``r_med_geo``) are the two non-archive columns the science needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from xpdb.db.copy import Column
+from xpdb.ingest.xp import Reject, Scalar, lower_names
+
+COLUMNS: dict[str, str] = {
+    "source_id": "int8", "ra": "float8", "dec": "float8", "ra_error": "float4", "dec_error": "float4",
+    "l": "float8", "b": "float8", "parallax": "float8", "parallax_error": "float4",
+    "pmra": "float8", "pmra_error": "float4", "pmdec": "float8", "pmdec_error": "float4", "ruwe": "float4",
+    "phot_g_mean_mag": "float4", "phot_bp_mean_mag": "float4", "phot_rp_mean_mag": "float4", "bp_rp": "float4",
+    "phot_bp_rp_excess_factor": "float4", "radial_velocity": "float4", "ebv": "float4", "rgeo": "float4",
+}
+ALIASES: dict[str, tuple[str, ...]] = {
+    "source_id": ("source", "gaiadr3", "dr3_source_id", "gaia_dr3_source_id"),
+    "ra": ("ra_icrs",), "dec": ("de_icrs", "de"),
+    "ra_error": ("e_ra_icrs",), "dec_error": ("e_de_icrs",),
+    "l": ("glon", "gl"), "b": ("glat", "gb"),
+    "parallax": ("plx",), "parallax_error": ("e_plx", "e_parallax"),
+    "pmra_error": ("e_pmra",), "pmdec": ("pmde",), "pmdec_error": ("e_pmde", "e_pmdec"),
+    "phot_g_mean_mag": ("gmag",), "phot_bp_mean_mag": ("bpmag",), "phot_rp_mean_mag": ("rpmag",),
+    "bp_rp": ("bp-rp",), "phot_bp_rp_excess_factor": ("e(bp/rp)", "excess_factor"),
+    "radial_velocity": ("rv",), "ebv": ("e_bv", "ebv_sfd", "sfd_ebv", "sfdebv", "e(b-v)", "ebv_sfd98"),
+    "rgeo": ("r_med_geo", "rmedgeo", "r_geo"),
+}
+_NUMPY = {"int8": np.int64, "float4": np.float32, "float8": np.float64}
+# Plausible ranges: outside them a value is an "absurd value" reject, not data.
+RANGES: dict[str, tuple[float, float]] = {
+    "phot_g_mean_mag": (-3.0, 30.0), "phot_bp_mean_mag": (-3.0, 30.0), "phot_rp_mean_mag": (-3.0, 30.0),
+    "bp_rp": (-10.0, 15.0), "phot_bp_rp_excess_factor": (0.0, 100.0), "ebv": (0.0, 30.0),
+    "rgeo": (0.0, 1e7), "parallax_error": (0.0, 1e4), "ruwe": (0.0, 1e4),
+}
+
+
+def resolve_columns(file_columns: list[str], mapping: dict[str, str] | None = None) -> tuple[dict[str, str], list[str]]:
+    """Map schema columns to file columns. Returns (schema -> file name, ignored file columns)."""
+    lower = {c.lower(): c for c in file_columns}
+    mapping = {k.lower(): v for k, v in (mapping or {}).items()}
+    resolved: dict[str, str] = {}
+    for target in COLUMNS:
+        if target in mapping:
+            if mapping[target].lower() not in lower:
+                raise KeyError(f"--map {target}={mapping[target]}: the file has no column {mapping[target]!r}")
+            resolved[target] = lower[mapping[target].lower()]
+            continue
+        for candidate in (target, *ALIASES.get(target, ())):
+            if candidate in lower:
+                resolved[target] = lower[candidate]
+                break
+    used = {v.lower() for v in resolved.values()}
+    ignored = [c for c in file_columns if c.lower() not in used]
+    return resolved, ignored
+
+
+@dataclass
+class SourceBatch:
+    n: int
+    columns: dict[str, Scalar]
+
+
+def from_arrow(table: pa.Table, resolved: dict[str, str]) -> SourceBatch:
+    """Convert one chunk to typed numpy columns (NULLs kept as masks)."""
+    n = table.num_rows
+    out: dict[str, Scalar] = {}
+    for target, kind in COLUMNS.items():
+        dtype = _NUMPY[kind]
+        if target not in resolved:
+            out[target] = Scalar(np.zeros(n, dtype=dtype), np.ones(n, dtype=bool))
+            continue
+        col = table.column(resolved[target])
+        if pa.types.is_string(col.type) or pa.types.is_large_string(col.type):
+            col = col.cast(pa.int64() if kind == "int8" else pa.float64())
+        null = np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        if kind == "int8":
+            values = np.asarray(col.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+        else:
+            values = np.asarray(col.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False), dtype=dtype)
+            null |= ~np.isfinite(values)
+        out[target] = Scalar(values, null)
+    batch = SourceBatch(n, out)
+    _derive(batch)
+    return batch
+
+
+def _derive(batch: SourceBatch) -> None:
+    """Fill l, b from (ra, dec) and bp_rp from the magnitudes where they are missing."""
+    c = batch.columns
+    need = (c["l"].null | c["b"].null) & ~c["ra"].null & ~c["dec"].null
+    if need.any():
+        from astropy import units as u
+        from astropy.coordinates import SkyCoord
+
+        with np.errstate(invalid="ignore"):
+            ok = need & (c["dec"].values >= -90) & (c["dec"].values <= 90)
+        if ok.any():
+            gal = SkyCoord(ra=c["ra"].values[ok] * u.deg, dec=c["dec"].values[ok] * u.deg, frame="icrs").galactic
+            c["l"].values[ok] = gal.l.deg
+            c["b"].values[ok] = gal.b.deg
+            c["l"].null[ok] = False
+            c["b"].null[ok] = False
+    need = c["bp_rp"].null & ~c["phot_bp_mean_mag"].null & ~c["phot_rp_mean_mag"].null
+    c["bp_rp"].values[need] = c["phot_bp_mean_mag"].values[need] - c["phot_rp_mean_mag"].values[need]
+    c["bp_rp"].null[need] = False
+
+
+def validate(batch: SourceBatch) -> list[Reject]:
+    rejects: list[Reject] = []
+    c = batch.columns
+
+    def flag(mask, column, reason, values=None):
+        for i in np.flatnonzero(mask):
+            rejects.append(Reject(int(i), column, reason, None if values is None else str(values[i])))
+
+    flag(c["source_id"].null, "source_id", "missing source_id")
+    ids = c["source_id"].values
+    order = np.argsort(ids, kind="stable")
+    dup = np.zeros(batch.n, dtype=bool)
+    same = (ids[order][1:] == ids[order][:-1]) & ~c["source_id"].null[order][1:]
+    dup[order[1:][same]] = True
+    flag(dup, "source_id", "duplicate source_id within the file", ids)
+    flag(c["ra"].null, "ra", "missing or non-finite ra")
+    flag(c["dec"].null, "dec", "missing or non-finite dec")
+    with np.errstate(invalid="ignore"):
+        ra, dec = c["ra"].values, c["dec"].values
+        flag(~c["ra"].null & ((ra < 0) | (ra >= 360)), "ra", "absurd value: ra outside [0, 360) deg", ra)
+        flag(~c["dec"].null & ((dec < -90) | (dec > 90)), "dec", "absurd value: dec outside [-90, 90] deg", dec)
+        for name, (lo, hi) in RANGES.items():
+            v = c[name].values
+            flag(~c[name].null & ((v < lo) | (v > hi)), name, f"absurd value: {name} outside [{lo:g}, {hi:g}]", v)
+    return rejects
+
+
+def copy_columns(batch: SourceBatch, keep: np.ndarray, run_id: int) -> list[Column]:
+    cols = [Column(name, kind, batch.columns[name].values[keep], batch.columns[name].null[keep] if name != "source_id" else None)
+            for name, kind in COLUMNS.items()]
+    cols.append(Column("ingest_run_id", "int4", np.full(int(keep.sum()), run_id, dtype=np.int32)))
+    return cols
