@@ -62,7 +62,7 @@ def test_parquet_and_gzip(db_url, conn, tmp_path):
     assert ingest_file(db_url, "xp", tmp_path / "xp.parquet").rows_loaded == 2
     for ref_row in ref:
         assert_row_matches(read_back(conn, int(ref_row["source_id"])), ref_row)
-    conn.execute("TRUNCATE xpdb.xp_continuous")
+    conn.execute("TRUNCATE xpdb.xp_band")
     assert ingest_file(db_url, "xp", gz).rows_loaded == 2
     for ref_row in ref:
         assert_row_matches(read_back(conn, int(ref_row["source_id"])), ref_row)

@@ -27,15 +27,17 @@ SCALAR_TYPES: dict[str, str] = {
     "bool": "?",
 }
 BYTEA_TYPES: dict[str, str] = {"bytea_f4": "<f4", "bytea_f8": "<f8"}
+TEXT_FIXED = "text_fixed"  # values: a numpy bytes array ('S2', ...), every value the same length
 
 
 @dataclass
 class Column:
     """One column of a batch.
 
-    ``kind`` is a scalar PostgreSQL type (``int8``, ``float4``, ...) or ``bytea_f4`` /
-    ``bytea_f8`` for a 2-D array of floats written as bytea. ``null`` marks NULL rows;
-    ``lengths`` gives the used length of each row of a 2-D array (the rest is padding).
+    ``kind`` is a scalar PostgreSQL type (``int8``, ``float4``, ...), ``bytea_f4`` /
+    ``bytea_f8`` for a 2-D array of floats written as bytea, or ``text_fixed`` for
+    equal-length ASCII text. ``null`` marks NULL rows; ``lengths`` gives the used length
+    of each row of a 2-D array (the rest is padding).
     """
 
     name: str
@@ -45,75 +47,110 @@ class Column:
     lengths: np.ndarray | None = None
 
 
-def encode(columns: Sequence[Column]) -> bytes:
-    """Encode the columns as one binary COPY stream (header, rows, trailer)."""
-    if not columns:
-        raise ValueError("no columns to encode")
-    n = len(columns[0].values)
-    layout = np.empty((n, len(columns)), dtype=np.int64)  # per row and column: -1 NULL, else length
+def _layout(columns: Sequence[Column], n: int) -> np.ndarray:
+    """Per row and column: -1 for NULL, else the number of array elements (0 for scalars)."""
+    layout = np.empty((n, len(columns)), dtype=np.int64)
     for j, col in enumerate(columns):
         if len(col.values) != n:
             raise ValueError(f"column {col.name} has {len(col.values)} rows, expected {n}")
         if col.kind in BYTEA_TYPES:
             width = col.values.shape[1] if col.values.ndim == 2 else 0
             layout[:, j] = col.lengths if col.lengths is not None else width
-        elif col.kind in SCALAR_TYPES:
+        elif col.kind in SCALAR_TYPES or col.kind == TEXT_FIXED:
             layout[:, j] = 0
         else:
             raise ValueError(f"unsupported COPY column kind {col.kind!r} for {col.name}")
         if col.null is not None:
             layout[col.null, j] = -1
+    return layout
+
+
+def encode_parts(columns: Sequence[Column]) -> list[np.ndarray]:
+    """Encode the rows (no header or trailer) as a few contiguous byte arrays, one per row layout."""
+    if not columns:
+        raise ValueError("no columns to encode")
+    n = len(columns[0].values)
+    if n == 0:
+        return []
+    layout = _layout(columns, n)
+    if (layout == layout[0]).all():
+        return [_encode_group(columns, layout[0], slice(None), n)]
+    patterns, inverse = np.unique(layout, axis=0, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    parts = []
+    for k, pattern in enumerate(patterns):
+        rows = np.flatnonzero(inverse == k)
+        parts.append(_encode_group(columns, pattern, rows, len(rows)))
+    return parts
+
+
+def encode(*column_sets: Sequence[Column]) -> bytes:
+    """Encode one or more column sets as one binary COPY stream (header, rows, trailer)."""
     parts = [HEADER]
-    if n:
-        patterns, inverse = np.unique(layout, axis=0, return_inverse=True)
-        inverse = inverse.reshape(-1)
-        for k, pattern in enumerate(patterns):
-            rows = np.flatnonzero(inverse == k) if len(patterns) > 1 else slice(None)
-            parts.append(_encode_group(columns, pattern, rows, len(columns)))
+    for columns in column_sets:
+        parts += [p.tobytes() for p in encode_parts(columns)]
     parts.append(TRAILER)
     return b"".join(parts)
 
 
-def _encode_group(columns: Sequence[Column], pattern: np.ndarray, rows, nfields: int) -> bytes:
-    fields: list[tuple] = [("n", ">i2")]
-    for j, col in enumerate(columns):
-        fields.append((f"l{j}", ">i4"))
-        if pattern[j] < 0:
-            continue
-        if col.kind in BYTEA_TYPES:
-            if pattern[j] > 0:
-                fields.append((f"v{j}", BYTEA_TYPES[col.kind], (int(pattern[j]),)))
-        else:
-            fields.append((f"v{j}", SCALAR_TYPES[col.kind]))
-    dtype = np.dtype(fields)
-    first = columns[0].values[rows]
-    out = np.empty(len(first), dtype=dtype)
-    out["n"] = nfields
-    for j, col in enumerate(columns):
-        if pattern[j] < 0:
-            out[f"l{j}"] = -1
-            continue
-        if col.kind in BYTEA_TYPES:
-            width = int(pattern[j])
-            out[f"l{j}"] = width * np.dtype(BYTEA_TYPES[col.kind]).itemsize
-            if width:
-                out[f"v{j}"] = col.values[rows, :width]
-        else:
-            out[f"l{j}"] = np.dtype(SCALAR_TYPES[col.kind]).itemsize
-            out[f"v{j}"] = col.values[rows]
-    return out.tobytes()
+def _as_bytes(values: np.ndarray, dtype: str, m: int) -> np.ndarray:
+    """``values`` converted to ``dtype`` as an (m, nbytes) uint8 view (copying only when needed)."""
+    arr = np.ascontiguousarray(values, dtype=np.dtype(dtype))
+    return arr.view(np.uint8).reshape(m, -1)
 
 
-def copy_binary(conn: psycopg.Connection, table: str, columns: Sequence[Column], *, chunk_bytes: int = 8 << 20) -> int:
-    """COPY the columns into ``table`` in binary format. Returns the number of rows sent."""
-    names = ", ".join(c.name for c in columns)
-    payload = encode(columns)
+def _encode_group(columns: Sequence[Column], pattern: np.ndarray, rows, m: int) -> np.ndarray:
+    """Rows sharing one layout: fill a (rows x bytes) uint8 slab column by column."""
+    sizes = []
+    for j, col in enumerate(columns):
+        if pattern[j] < 0:
+            sizes.append(0)
+        elif col.kind in BYTEA_TYPES:
+            sizes.append(int(pattern[j]) * np.dtype(BYTEA_TYPES[col.kind]).itemsize)
+        elif col.kind == TEXT_FIXED:
+            sizes.append(col.values.dtype.itemsize)
+        else:
+            sizes.append(np.dtype(SCALAR_TYPES[col.kind]).itemsize)
+    out = np.empty((m, 2 + 4 * len(columns) + sum(sizes)), dtype=np.uint8)
+    out[:, 0:2] = np.frombuffer(np.array(len(columns), dtype=">i2").tobytes(), dtype=np.uint8)
+    off = 2
+    for j, col in enumerate(columns):
+        size = sizes[j]
+        length = -1 if pattern[j] < 0 else size
+        out[:, off:off + 4] = np.frombuffer(np.array(length, dtype=">i4").tobytes(), dtype=np.uint8)
+        off += 4
+        if length < 0 or size == 0:
+            continue
+        if col.kind in BYTEA_TYPES:
+            src = col.values[rows, : int(pattern[j])]
+            out[:, off:off + size] = _as_bytes(src, BYTEA_TYPES[col.kind], m)
+        elif col.kind == TEXT_FIXED:
+            out[:, off:off + size] = np.ascontiguousarray(col.values[rows]).view(np.uint8).reshape(m, size)
+        else:
+            out[:, off:off + size] = _as_bytes(col.values[rows], SCALAR_TYPES[col.kind], m)
+        off += size
+    return out
+
+
+def copy_binary(conn: psycopg.Connection, table: str, *column_sets: Sequence[Column]) -> int:
+    """COPY one or more column sets (same column names) into ``table`` in binary format.
+
+    Returns the number of rows sent. The encoded slabs are written as they are, without
+    joining them into one buffer.
+    """
+    names = ", ".join(c.name for c in column_sets[0])
+    rows = 0
     with conn.cursor() as cur:
         with cur.copy(f"COPY {table} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
-            view = memoryview(payload)
-            for start in range(0, len(payload), chunk_bytes):
-                copy.write(view[start:start + chunk_bytes])
-    return len(columns[0].values)
+            copy.write(HEADER)
+            for columns in column_sets:
+                if [c.name for c in columns] != [c.name for c in column_sets[0]]:
+                    raise ValueError("column sets of one COPY must have the same columns")
+                for part in encode_parts(columns):
+                    copy.write(memoryview(part).cast("B"))
+                rows += len(columns[0].values)
+            copy.write(TRAILER)
+    return rows
 
 
 def decode_bytea(values: Sequence[bytes | None], dtype: str, width: int | None = None) -> np.ndarray:

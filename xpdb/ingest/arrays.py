@@ -61,24 +61,36 @@ def _from_list_array(arr: pa.Array, dtype) -> DenseArrays:
 
 
 def _from_text_array(arr: pa.Array, dtype) -> DenseArrays:
-    """Bracketed text (``(a, b)``, ``[a, null]``) -> dense numpy; bad rows are reported, not fatal."""
+    """Bracketed text (``(a, b)``, ``[a, null]``) -> dense numpy; bad rows are reported, not fatal.
+
+    The fast path splits on the separator the file uses (``", "`` in archive CSV, ``","``
+    in ECSV) and casts the tokens in one Arrow kernel; only if that fails are tokens
+    trimmed, ``null`` mapped to NaN and, last, rows parsed one by one to name the bad ones.
+    """
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
     n = len(arr)
     trimmed = pc.utf8_trim(arr, characters="()[] \t\r\n")
     empty = pc.equal(trimmed, "").fill_null(False)
     null = np.asarray(pc.or_(pc.is_null(arr), empty).to_numpy(zero_copy_only=False), dtype=bool)
-    trimmed = pc.if_else(empty, pa.scalar(None, pa.string()), trimmed)
-    parts = pc.split_pattern(trimmed, pattern=",")
+    if empty.true_count:
+        trimmed = pc.if_else(empty, pa.scalar(None, pa.string()), trimmed)
+    sample = next((v for v in trimmed.slice(0, 8).to_pylist() if v), "") if n else ""
+    separator = ", " if ", " in sample else ","
+    parts = pc.split_pattern(trimmed, pattern=separator)
     lengths = pc.list_value_length(parts).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int32)
-    flat = pc.utf8_trim_whitespace(pc.list_flatten(parts))
-    flat = pc.if_else(pc.equal(pc.utf8_lower(flat), "null"), "nan", flat)
+    flat = pc.list_flatten(parts)
     target = pa.from_numpy_dtype(np.dtype(dtype))
     bad: dict[int, str] = {}
     try:
         flat_np = pc.cast(flat, target).to_numpy(zero_copy_only=False)
     except pa.ArrowInvalid:
-        flat_np, bad = _cast_rowwise(flat, lengths, dtype)
+        flat = pc.utf8_trim_whitespace(flat)
+        flat = pc.if_else(pc.equal(pc.utf8_lower(flat), "null"), "nan", flat)
+        try:
+            flat_np = pc.cast(flat, target).to_numpy(zero_copy_only=False)
+        except pa.ArrowInvalid:
+            flat_np, bad = _cast_rowwise(flat, lengths, dtype)
     flat_np = np.asarray(flat_np, dtype=dtype)
     width = int(lengths.max()) if n else 0
     values = np.full((n, width), np.nan, dtype=dtype)

@@ -138,9 +138,9 @@ def _load(url: str, target: _Target, path: Path, name: str, mapping: dict[str, s
         try:
             table, numbers = _read_all(path, fmt)
         except IngestFileError as exc:
-            conn.execute("INSERT INTO xpdb.ingest_run (kind, target, path, sha256, status, error, finished_at) "
-                         "VALUES (%s, %s, %s, %s, 'failed', %s, now())",
-                         (target.kind, name, str(path.resolve()), sha, str(exc)))
+            conn.execute("INSERT INTO xpdb.ingest_run (kind, target, path, sha256, file_size, status, error, "
+                         "finished_at) VALUES (%s, %s, %s, %s, %s, 'failed', %s, now())",
+                         (target.kind, name, str(path.resolve()), sha, path.stat().st_size, str(exc)))
             conn.commit()
             raise
         cols = _resolve(table.column_names, target.columns, mapping)
@@ -209,9 +209,9 @@ def _load(url: str, target: _Target, path: Path, name: str, mapping: dict[str, s
         conn.execute(f"INSERT INTO {target.registry} ({reg_cols}) VALUES ({reg_vals}) "
                      f"ON CONFLICT (name) DO UPDATE SET {updates}", (name, *registry_values.values()))
         run_id = conn.execute(
-            "INSERT INTO xpdb.ingest_run (kind, target, path, sha256, file_format, options) "
-            "VALUES (%s, %s, %s, %s, %s, %s) RETURNING run_id",
-            (target.kind, name, str(path.resolve()), sha, fmt or path.suffix.lstrip("."),
+            "INSERT INTO xpdb.ingest_run (kind, target, path, sha256, file_size, file_format, options) "
+            "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING run_id",
+            (target.kind, name, str(path.resolve()), sha, path.stat().st_size, fmt or path.suffix.lstrip("."),
              json.dumps({"map": mapping, "radius_arcsec": radius_arcsec, "replace": replace}))).fetchone()[0]
         report.run_id = run_id
         conn.execute("CREATE TEMP TABLE _incoming (row_number bigint, source_id bigint, ra float8, dec float8, "

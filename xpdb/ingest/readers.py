@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -132,6 +133,7 @@ class TableReader:
     def _open_fits(self) -> None:
         from astropy.io import fits
 
+        hdul = None
         try:
             hdul = fits.open(self.path, memmap=not self.gzipped)
             hdu = next((h for h in hdul if isinstance(h, fits.BinTableHDU)), None)
@@ -143,13 +145,18 @@ class TableReader:
                 raise IngestFileError(self.path, "table data missing")
             _ = data[-1] if hdu.header["NAXIS2"] else None  # touch the end: truncated files fail here
         except IngestFileError:
+            if hdul is not None:
+                hdul.close()
             raise
         except Exception as exc:
+            if hdul is not None:
+                hdul.close()
             raise IngestFileError(self.path, f"truncated or corrupt FITS file ({exc})", "binary table HDU") from exc
         if not self.gzipped:
             offset = hdu._data_offset
             size = self.path.stat().st_size
             if offset + expected > size:
+                hdul.close()
                 raise IngestFileError(
                     self.path, f"truncated FITS file: the table needs {offset + expected} bytes, the file has {size}",
                     f"byte {size}")
@@ -162,11 +169,18 @@ class TableReader:
     def _fits_chunks(self) -> Iterator[Chunk]:
         data = self._hdu.data
         columns = self._hdu.columns
+        heap = None
         for start in range(0, self.n_rows or 0, self.chunk_rows):
             stop = min(start + self.chunk_rows, self.n_rows or 0)
             arrays, names = [], []
-            for col in columns:
+            for idx, col in enumerate(columns):
                 try:
+                    if str(col.format)[:1] in ("P", "Q") and str(col.format)[1:2] in _FITS_CODES:
+                        if heap is None:
+                            heap = data._get_heap_data()
+                        arrays.append(_fits_vla(data, idx, str(col.format)[1], heap, start, stop))
+                        names.append(col.name)
+                        continue
                     values = data.field(col.name)[start:stop]
                 except Exception as exc:
                     raise IngestFileError(self.path, f"cannot read column {col.name} ({exc})",
@@ -184,7 +198,10 @@ class TableReader:
                 vot = parse(fh, verify="ignore")
             table = vot.get_first_table().to_table(use_names_over_ids=True)
         except Exception as exc:
-            raise IngestFileError(self.path, f"truncated or corrupt VOTable ({exc})") from exc
+            m = re.match(r"^(?:.*?:)?(\d+):(\d+): (.*)", str(exc))
+            position = f"line {m.group(1)}, column {m.group(2)}" if m else "XML document"
+            raise IngestFileError(self.path, f"truncated or corrupt VOTable ({m.group(3) if m else exc})",
+                                  position) from exc
         self._table = table
         self.n_rows = len(table)
         self.meta = dict(table.meta)
@@ -229,6 +246,7 @@ class TableReader:
 
         stream = pa.input_stream(str(self.path), compression="gzip" if self.gzipped else None)
         column_types = self._csv_column_types(stream)
+        self._check_csv_tail(self._csv_names)
         stream = pa.input_stream(str(self.path), compression="gzip" if self.gzipped else None)
         try:
             reader = pacsv.open_csv(
@@ -264,11 +282,39 @@ class TableReader:
             table = pa.Table.from_batches(pending, schema=reader.schema)
             yield from self._emit_csv(table, next_row, invalid, last=True)
 
+    def _check_csv_tail(self, names: list[str]) -> None:
+        """A file that ends inside a line (no final newline, wrong field count) is truncated."""
+        import csv
+
+        tail = self._last_line()
+        if tail is None:
+            return
+        try:
+            fields = next(csv.reader([tail], delimiter=self._csv_delimiter, strict=True))
+        except (csv.Error, StopIteration) as exc:
+            raise IngestFileError(self.path, f"file is truncated: the last line is incomplete ({exc})",
+                                  "last line") from exc
+        if len(fields) != len(names):
+            raise IngestFileError(self.path, f"file is truncated: the last line has {len(fields)} of "
+                                             f"{len(names)} fields", "last line")
+
+    def _last_line(self) -> str | None:
+        """The text after the final newline, or None when the file ends with a newline."""
+        with self._binary_stream() as fh:
+            if self.gzipped:
+                tail = b""
+                for block in iter(lambda: fh.read(1 << 22), b""):
+                    tail = (tail + block)[-(1 << 22):]
+            else:
+                fh.seek(0, io.SEEK_END)
+                size = fh.tell()
+                fh.seek(max(0, size - (1 << 22)))
+                tail = fh.read()
+        if not tail or tail.endswith((b"\n", b"\r")):
+            return None
+        return tail.rsplit(b"\n", 1)[-1].decode("utf-8", errors="replace")
+
     def _emit_csv(self, table: pa.Table, first_row: int, invalid: list, last: bool = False) -> Iterator[Chunk]:
-        if last and invalid and self._ends_without_newline():
-            number, why = invalid[-1]
-            raise IngestFileError(self.path, f"file is truncated: the last line is incomplete ({why})",
-                                  f"data row {number - self._csv_skip - 1 if number > 0 else 'last'}")
         numbers = None
         if invalid:
             # Physical line numbers -> data row numbers (header lines and the column-name line excluded).
@@ -276,23 +322,9 @@ class TableReader:
             total = table.num_rows + len(bad)
             all_rows = np.arange(first_row, first_row + total, dtype=np.int64)
             numbers = all_rows[~np.isin(all_rows, bad)]
-        chunk = Chunk(table, first_row, numbers,
+        chunk = Chunk(table.combine_chunks(), first_row, numbers,
                       [(n - self._csv_skip - 1 if n > 0 else -1, why) for n, why in invalid])
         yield chunk
-
-    def _ends_without_newline(self) -> bool:
-        with self._binary_stream() as fh:
-            if self.gzipped:
-                tail = b""
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    tail = block[-1:] or tail
-            else:
-                fh.seek(0, io.SEEK_END)
-                if fh.tell() == 0:
-                    return False
-                fh.seek(-1, io.SEEK_END)
-                tail = fh.read(1)
-        return tail not in (b"\n", b"\r")
 
     def _csv_column_types(self, stream) -> dict[str, pa.DataType]:
         """Pin types that inference could get wrong on a first block (ids, arrays, flags)."""
@@ -302,6 +334,7 @@ class TableReader:
         if not lines:
             raise IngestFileError(self.path, "empty file (no header line)", "line 1")
         names = [n.strip().strip('"') for n in lines[0].split(self._csv_delimiter)]
+        self._csv_names = names
         types: dict[str, pa.DataType] = {}
         datatypes = getattr(self, "_ecsv_datatypes", {})
         for name in names:
@@ -367,6 +400,35 @@ class TableReader:
     def close(self) -> None:
         if getattr(self, "_hdul", None) is not None:
             self._hdul.close()
+
+
+_FITS_CODES = {"D": ">f8", "E": ">f4", "K": ">i8", "J": ">i4", "I": ">i2", "B": "u1"}
+
+
+def _fits_vla(data, idx: int, code: str, heap: np.ndarray, start: int, stop: int) -> pa.Array:
+    """A FITS variable-length array column read straight from the heap into an Arrow list array.
+
+    astropy builds one Python object per cell; this reads the (count, offset) descriptors
+    and copies the heap bytes, as one strided view when the cells are evenly spaced.
+    """
+    desc = np.rec.recarray.field(data, idx)[start:stop]
+    counts = desc[:, 0].astype(np.int64)
+    offsets = desc[:, 1].astype(np.int64)
+    dtype = np.dtype(_FITS_CODES[code])
+    m = len(counts)
+    native = dtype.newbyteorder("=")
+    if m and (counts == counts[0]).all() and counts[0] > 0 and (m == 1 or (np.diff(offsets) == offsets[1] - offsets[0]).all()):
+        c = int(counts[0])
+        stride = int(offsets[1] - offsets[0]) if m > 1 else c * dtype.itemsize
+        cells = np.lib.stride_tricks.as_strided(heap[offsets[0]:], shape=(m, c * dtype.itemsize),
+                                                strides=(stride, 1), writeable=False)
+        flat = np.ascontiguousarray(cells).view(dtype).astype(native).reshape(-1)
+    else:
+        pieces = [np.frombuffer(heap, dtype=dtype, count=int(k), offset=int(o)) for k, o in zip(counts, offsets) if k]
+        flat = np.concatenate(pieces).astype(native) if pieces else np.empty(0, dtype=native)
+    list_offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int32)
+    mask = pa.array(counts == 0) if (counts == 0).any() else None
+    return pa.ListArray.from_arrays(pa.array(list_offsets), pa.array(flat), mask=mask)
 
 
 def _numpy_to_arrow(values, null_value=None) -> pa.Array:

@@ -142,8 +142,8 @@ def validate(batch: SourceBatch) -> list[Reject]:
     return rejects
 
 
-def copy_columns(batch: SourceBatch, keep: np.ndarray, run_id: int) -> list[Column]:
+def copy_columns(batch: SourceBatch, keep: np.ndarray, run_id: int) -> list[list[Column]]:
     cols = [Column(name, kind, batch.columns[name].values[keep], batch.columns[name].null[keep] if name != "source_id" else None)
             for name, kind in COLUMNS.items()]
     cols.append(Column("ingest_run_id", "int4", np.full(int(keep.sum()), run_id, dtype=np.int32)))
-    return cols
+    return [cols]

@@ -205,23 +205,29 @@ def validate(batch: XpBatch) -> list[Reject]:
     return rejects
 
 
-def copy_columns(batch: XpBatch, keep: np.ndarray, run_id: int) -> list[Column]:
-    """The rows to keep as binary-COPY columns for ``xpdb.xp_continuous``."""
-    cols = [
-        Column("source_id", "int8", batch.source_id.values[keep]),
-        Column("solution_id", "int8", batch.solution_id.values[keep], batch.solution_id.null[keep]),
-    ]
+def copy_columns(batch: XpBatch, keep: np.ndarray, run_id: int) -> list[list[Column]]:
+    """The rows to keep as binary-COPY column sets for ``xpdb.xp_band``: one set per band."""
+    sets = []
     for band in BANDS:
-        present = ~batch.arrays[f"{band}_coefficients"].null[keep]
+        rows = keep & ~batch.arrays[f"{band}_coefficients"].null
+        m = int(rows.sum())
+        if m == 0:
+            continue
+        cols = [
+            Column("source_id", "int8", batch.source_id.values[rows]),
+            Column("band", "text_fixed", np.full(m, band.encode(), dtype="S2")),
+            Column("solution_id", "int8", batch.solution_id.values[rows], batch.solution_id.null[rows]),
+        ]
         for name, kind in BAND_SCALARS.items():
             s = batch.scalars[f"{band}_{name}"]
-            null = s.null[keep] | ~present
+            null = s.null[rows]
             if kind.startswith("float"):
-                null = null | ~np.isfinite(s.values[keep])
-            cols.append(Column(f"{band}_{name}", kind, s.values[keep], null))
+                null = null | ~np.isfinite(s.values[rows])
+            cols.append(Column(name, kind, s.values[rows], null))
         for name, dtype in BAND_ARRAYS.items():
             a = batch.arrays[f"{band}_{name}"]
             kind = "bytea_f8" if dtype is np.float64 else "bytea_f4"
-            cols.append(Column(f"{band}_{name}", kind, a.values[keep], a.null[keep] | ~present, a.lengths[keep]))
-    cols.append(Column("ingest_run_id", "int4", np.full(int(keep.sum()), run_id, dtype=np.int32)))
-    return cols
+            cols.append(Column(name, kind, a.values[rows], a.null[rows], a.lengths[rows]))
+        cols.append(Column("ingest_run_id", "int4", np.full(m, run_id, dtype=np.int32)))
+        sets.append(cols)
+    return sets

@@ -1,0 +1,148 @@
+"""Ingest throughput: the same XP spectra (with correlations) from every format vs plain binary COPY.
+
+Writes N archive-layout XP_CONTINUOUS rows (2x55 coefficients, 2x55 errors, 2x1485
+correlations) as CSV (bracketed text, as the archive serves it), ECSV, FITS (variable
+length arrays), VOTable (BINARY2) and Parquet, loads each with ``xpdb ingest xp`` into an
+empty table, and prints spectra/s next to the baseline measured in the same run: a plain
+binary COPY of the already-encoded bytes into the same table.
+
+    python bench/ingest.py [--n 20000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ratio_line, scratch_database, timer  # noqa: E402
+
+from xpdb.db.copy import copy_binary  # noqa: E402
+from xpdb.ingest import xp as xp_mod  # noqa: E402
+from xpdb.ingest.runs import ingest_file  # noqa: E402
+
+K = 55
+NCORR = K * (K - 1) // 2
+
+
+def synthetic_table(n: int, seed: int = 0) -> pa.Table:
+    rng = np.random.default_rng(seed)
+    cols: dict[str, pa.Array] = {
+        "source_id": pa.array(np.arange(n, dtype=np.int64) * 1024 + 4295806720),
+        "solution_id": pa.array(np.full(n, 4545469030156206080, dtype=np.int64)),
+    }
+    for band in ("bp", "rp"):
+        cols[f"{band}_basis_function_id"] = pa.array(np.full(n, 56 if band == "bp" else 57, dtype=np.int16))
+        cols[f"{band}_n_parameters"] = pa.array(np.full(n, K, dtype=np.int16))
+        cols[f"{band}_standard_deviation"] = pa.array(rng.uniform(0.8, 1.5, n).astype(np.float32))
+        cols[f"{band}_chi_squared"] = pa.array(rng.uniform(100, 5000, n).astype(np.float32))
+        coeff = rng.normal(0, 100, (n, K)) * np.exp(-np.arange(K) / 10)
+        cols[f"{band}_coefficients"] = pa.FixedSizeListArray.from_arrays(pa.array(coeff.ravel()), K).cast(
+            pa.list_(pa.float64()))
+        err = rng.uniform(0.5, 5, (n, K)).astype(np.float32)
+        cols[f"{band}_coefficient_errors"] = pa.FixedSizeListArray.from_arrays(pa.array(err.ravel()), K).cast(
+            pa.list_(pa.float32()))
+        corr = rng.uniform(-0.1, 0.1, (n, NCORR)).astype(np.float32)
+        cols[f"{band}_coefficient_correlations"] = pa.FixedSizeListArray.from_arrays(
+            pa.array(corr.ravel()), NCORR).cast(pa.list_(pa.float32()))
+        cols[f"{band}_n_relevant_bases"] = pa.array(np.full(n, 40, dtype=np.int16))
+    return pa.table(cols)
+
+
+def _text_arrays(table: pa.Table, open_: str, close: str) -> pa.Table:
+    out = {}
+    for name in table.column_names:
+        col = table.column(name).combine_chunks()
+        if pa.types.is_list(col.type):
+            strings = pc.binary_join(col.cast(pa.list_(pa.string())), ", ")
+            col = pc.binary_join_element_wise(open_, strings, close, "")
+        out[name] = col
+    return pa.table(out)
+
+
+def write_formats(table: pa.Table, folder: Path) -> dict[str, Path]:
+    from astropy.io.votable import from_table
+    from astropy.table import Table
+
+    paths = {}
+    paths["parquet"] = folder / "xp.parquet"
+    pq.write_table(table, paths["parquet"])
+    paths["csv"] = folder / "xp.csv"
+    pacsv.write_csv(_text_arrays(table, "(", ")"), paths["csv"])
+    # ECSV: astropy writes the YAML header (from a 1-row table); pyarrow writes the body fast.
+    paths["ecsv"] = folder / "xp.ecsv"
+    one = Table({name: ([np.asarray(v) for v in table.column(name)[:1].to_pylist()]
+                        if pa.types.is_list(table.schema.field(name).type) else table.column(name)[:1].to_numpy())
+                 for name in table.column_names})
+    one.write(folder / "one.ecsv", format="ascii.ecsv", delimiter=",")
+    header = [line for line in (folder / "one.ecsv").read_text().splitlines() if line.startswith("#")]
+    body = folder / "body.csv"
+    pacsv.write_csv(_text_arrays(table, "[", "]"), body)
+    with open(paths["ecsv"], "w") as fh:
+        fh.write("\n".join(header) + "\n")
+        fh.write(body.read_text())
+    # FITS and VOTable with variable-length array columns, as the archive writes them.
+    def cells(name):
+        dtype = table.schema.field(name).type.value_type.to_pandas_dtype()
+        return np.array([np.asarray(v, dtype=dtype) for v in table.column(name).to_pylist()] + [None],
+                        dtype=object)[:-1]
+
+    astro = Table({name: (cells(name)
+                          if pa.types.is_list(table.schema.field(name).type) else table.column(name).to_numpy())
+                   for name in table.column_names})
+    paths["fits"] = folder / "xp.fits"
+    astro.write(paths["fits"], format="fits")
+    paths["votable"] = folder / "xp.vot"
+    for name in astro.colnames:  # the VOTable writer wants masked arrays in array cells
+        if astro[name].dtype == object:
+            cells = np.empty(len(astro), dtype=object)
+            cells[:] = [np.ma.masked_array(v, mask=np.zeros(len(v), dtype=bool)) for v in astro[name]]
+            astro[name] = cells
+    vot = from_table(astro)
+    vot.get_first_table().format = "binary2"
+    vot.to_xml(str(paths["votable"]))
+    return paths
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=20_000, help="spectra per format")
+    parser.add_argument("--formats", default="fits,parquet,csv,ecsv,votable")
+    args = parser.parse_args()
+    url = scratch_database("xpdb_bench_ingest")
+    table = synthetic_table(args.n)
+    with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
+        print(f"writing {args.n:,} spectra with correlations in each format ...", flush=True)
+        paths = write_formats(table, Path(tmp))
+        # Baseline: binary COPY of prepared bytes (parse and validation excluded).
+        batch = xp_mod.from_arrow(table)
+        cols = xp_mod.copy_columns(batch, np.ones(batch.n, dtype=bool), 0)
+        with psycopg.connect(url) as conn:
+            with timer() as t:
+                copy_binary(conn, "xpdb.xp_band", *cols)
+                conn.commit()
+            conn.execute("TRUNCATE xpdb.xp_band")
+            conn.commit()
+        baseline = args.n / t["seconds"]
+        print(f"\nbaseline: plain binary COPY of the encoded rows: {baseline:,.0f} spectra/s\n")
+        for fmt in args.formats.split(","):
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("TRUNCATE xpdb.xp_band, xpdb.ingest_run CASCADE")
+            with timer() as t:
+                report = ingest_file(url, "xp", paths[fmt])
+            assert report.rows_loaded == args.n, report
+            print(ratio_line(f"xpdb ingest xp ({fmt}, {paths[fmt].stat().st_size / 1e6:,.0f} MB)",
+                             args.n / t["seconds"], baseline, "spectra/s"), flush=True)
+
+
+if __name__ == "__main__":
+    main()
