@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from xpdb import __version__
-from xpdb.cli import db, ingest
+from xpdb.cli import db, ingest, spectra
 
 app = typer.Typer(
     name="xpdb",
@@ -15,6 +15,8 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(ingest.app, name="ingest")
+app.command("synth")(spectra.synth)
+app.command("features")(spectra.features)
 
 
 @app.command()

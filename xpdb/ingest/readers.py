@@ -123,8 +123,22 @@ class TableReader:
         elif self.format == "ecsv":
             self._read_ecsv_header()
         elif self.format == "csv":
-            self._csv_skip = 0
+            self._csv_skip = self._leading_comment_lines()
             self._csv_delimiter = ","
+
+    def _leading_comment_lines(self) -> int:
+        """CSV files may start with '#' comment lines (e.g. a provenance note); they are skipped."""
+        count = 0
+        with self._binary_stream() as fh:
+            for raw in fh:
+                if not raw.startswith(b"#"):
+                    break
+                count += 1
+                for item in raw[1:].decode("utf-8", errors="replace").split(";"):
+                    if "=" in item:  # "# key=value; key=value" notes become metadata
+                        key, value = item.split("=", 1)
+                        self.meta[key.strip()] = value.strip()
+        return count
 
     def _binary_stream(self):
         return gzip.open(self.path, "rb") if self.gzipped else open(self.path, "rb")

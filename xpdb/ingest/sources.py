@@ -84,9 +84,9 @@ def from_arrow(table: pa.Table, resolved: dict[str, str]) -> SourceBatch:
             col = col.cast(pa.int64() if kind == "int8" else pa.float64())
         null = np.asarray(col.is_null().to_numpy(zero_copy_only=False), dtype=bool)
         if kind == "int8":
-            values = np.asarray(col.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+            values = np.array(col.cast(pa.int64()).fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
         else:
-            values = np.asarray(col.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False), dtype=dtype)
+            values = np.array(col.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False), dtype=dtype)
             null |= ~np.isfinite(values)
         out[target] = Scalar(values, null)
     batch = SourceBatch(n, out)
@@ -106,10 +106,10 @@ def _derive(batch: SourceBatch) -> None:
             ok = need & (c["dec"].values >= -90) & (c["dec"].values <= 90)
         if ok.any():
             gal = SkyCoord(ra=c["ra"].values[ok] * u.deg, dec=c["dec"].values[ok] * u.deg, frame="icrs").galactic
-            c["l"].values[ok] = gal.l.deg
-            c["b"].values[ok] = gal.b.deg
-            c["l"].null[ok] = False
-            c["b"].null[ok] = False
+            for name, values in (("l", gal.l.deg), ("b", gal.b.deg)):  # keep what the file gave
+                fill = c[name].null[ok]
+                c[name].values[np.flatnonzero(ok)[fill]] = values[fill]
+                c[name].null[np.flatnonzero(ok)[fill]] = False
     need = c["bp_rp"].null & ~c["phot_bp_mean_mag"].null & ~c["phot_rp_mean_mag"].null
     c["bp_rp"].values[need] = c["phot_bp_mean_mag"].values[need] - c["phot_rp_mean_mag"].values[need]
     c["bp_rp"].null[need] = False
