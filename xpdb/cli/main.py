@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from xpdb import __version__
-from xpdb.cli import db, ingest, spectra
+from xpdb.cli import db, ingest, jobs, models, spectra
 
 app = typer.Typer(
     name="xpdb",
@@ -17,6 +17,10 @@ app.add_typer(db.app, name="db")
 app.add_typer(ingest.app, name="ingest")
 app.command("synth")(spectra.synth)
 app.command("features")(spectra.features)
+app.add_typer(models.train_app, name="train")
+app.add_typer(models.models_app, name="models")
+app.command("infer")(jobs.infer)
+app.add_typer(jobs.jobs_app, name="jobs")
 
 
 @app.command()

@@ -2,10 +2,10 @@
 
 The continuum is a BOSZ model spectrum shipped with the XP-Extinction-Toolkit (solar
 metallicity, Teff 3750-7250 K, log g 0-5; interpolated linearly in Teff in log flux at
-the nearest log g). Metallicity enters as line blanketing, an optical depth that scales
-with the square root of the metal abundance (a saturated curve of growth):
+the nearest log g). Metallicity enters as line blanketing, an optical depth that grows sub-linearly with
+the metal abundance (lines on the flat part of the curve of growth), as Z^0.35:
 
-    F(lambda) = F_BOSZ(lambda; Teff, logg) * exp(-tau(lambda; Teff) * (10**(0.5 [Fe/H]) - 1))
+    F(lambda) = F_BOSZ(lambda; Teff, logg) * exp(-tau(lambda; Teff) * (10**(0.35 [Fe/H]) - 1))
 
 so [Fe/H] = 0 returns the BOSZ model, metal-poor stars are brighter in the blue and
 metal-rich ones fainter. The blanketing profile is a smooth blue pseudo-continuum (below
@@ -14,7 +14,7 @@ about 450 nm) plus Gaussian features at Ca II H&K (395 nm), the CH G band (430 n
 
     tau = a(Teff) * [1/(1+exp((lambda-430)/30)) + 0.6 g(395, 8) + 0.35 g(430, 6)
                      + 0.15 g(517, 5)] + t(Teff) * [0.3 g(710, 15) + 0.25 g(760, 12)]
-    a(Teff) = 0.30 (5500 K / Teff)^4,    t(Teff) = max(0, (4200 K - Teff) / 400 K)
+    a(Teff) = 0.45 (5500 K / Teff)^4,    t(Teff) = max(0, (4200 K - Teff) / 400 K)
 
 a(Teff) grows steeply towards cool stars, so the same [Fe/H] step changes the blue flux
 more in redder stars (the paper's Figure 1).
@@ -27,6 +27,8 @@ from functools import lru_cache
 import numpy as np
 
 from xpdb.xp.extinction import toolkit
+
+BLANKETING_EXPONENT = 0.35
 
 
 @lru_cache(maxsize=1)
@@ -71,7 +73,7 @@ def blanketing_depth(wavelength_nm: np.ndarray, teff: np.ndarray) -> np.ndarray:
     metals = 1.0 / (1.0 + np.exp((wl - 430.0) / 30.0)) + 0.6 * _gauss(wl, 395, 8) + 0.35 * _gauss(wl, 430, 6) \
         + 0.15 * _gauss(wl, 517, 5)
     tio = 0.3 * _gauss(wl, 710, 15) + 0.25 * _gauss(wl, 760, 12)
-    a = 0.30 * (5500.0 / teff) ** 4
+    a = 0.45 * (5500.0 / teff) ** 4
     t = np.clip((4200.0 - teff) / 400.0, 0, None)
     return a * metals[None, :] + t * tio[None, :]
 
@@ -80,4 +82,4 @@ def giant_sed(wavelength_nm: np.ndarray, teff, logg, feh) -> np.ndarray:
     """Unreddened SED (arbitrary flux scale) for each star, shape (n, m)."""
     feh = np.asarray(feh, float)[:, None]
     tau = blanketing_depth(wavelength_nm, teff)
-    return continuum(wavelength_nm, teff, logg) * np.exp(-tau * (10 ** (0.5 * feh) - 1.0))
+    return continuum(wavelength_nm, teff, logg) * np.exp(-tau * (10 ** (BLANKETING_EXPONENT * feh) - 1.0))

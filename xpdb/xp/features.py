@@ -59,6 +59,17 @@ class Preprocessing:
                 f"dered=zhang2024,E4455={E4455_SLOPE:g}EBV+{E4455_OFFSET:g};"
                 f"correction={self.correction or 'none'};truncation={'yes' if self.truncation else 'no'}")
 
+    @classmethod
+    def from_version(cls, version: str) -> Preprocessing:
+        """The choices behind a stored version string (this xpdb must be able to compute it)."""
+        parts = dict(p.split("=", 1) for p in version.split(";") if "=" in p)
+        pre = cls(correction=None if parts.get("correction", "none") == "none" else parts["correction"],
+                  truncation=parts.get("truncation") == "yes")
+        if pre.version != version:
+            raise ValueError(f"features of preprocessing {version!r} cannot be computed by this version of xpdb "
+                             f"(it computes {pre.version!r})")
+        return pre
+
 
 def bin_edges() -> np.ndarray:
     """The 61 bin edges [nm], equal steps in ln(lambda)."""

@@ -1,0 +1,100 @@
+"""UA-CSNet pieces against the paper's equations and Table 1, and save/load through the database."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from xpdb.models.evaluate import gaussian_fit
+from xpdb.models.uacsnet import UACSNetConfig, build_model, cost_weights, custom_objects, from_bytes, predict, to_bytes
+
+
+def test_loss_is_eq_12_by_hand():
+    """c_i [(y - mu)^2 / (2 sigma^2) + log sigma], averaged, with the costs as sample weights."""
+    nll = custom_objects()["gaussian_nll"]
+    y = np.array([[0.1], [-1.0], [-2.5]], np.float32)
+    pred = np.array([[0.0, 0.1], [-0.8, 0.3], [-2.0, 0.05]], np.float32)
+    by_hand = (y[:, 0] - pred[:, 0]) ** 2 / (2 * pred[:, 1] ** 2) + np.log(pred[:, 1])
+    np.testing.assert_allclose(np.asarray(nll(y, pred)), by_hand, rtol=1e-6)
+    # and what Keras minimises for this model (L2 off here): the cost-weighted mean over the batch
+    rng = np.random.default_rng(0)
+    model = build_model(UACSNetConfig(l2=0.0))
+    x = rng.uniform(0.5, 1.5, (5, 60)).astype(np.float32)
+    e = rng.uniform(1e-3, 1e-2, (5, 60)).astype(np.float32)
+    target = rng.normal(-1, 1, (5, 1)).astype(np.float32)
+    c = np.array([1.0, 2.0, 4.0, 0.5, 1.5], np.float32)
+    out = model.predict([x, e], verbose=0)
+    expected = np.mean(c * ((target[:, 0] - out[:, 0]) ** 2 / (2 * out[:, 1] ** 2) + np.log(out[:, 1])))
+    got = model.evaluate([x, e], target, sample_weight=c, verbose=0, batch_size=5)
+    assert got == pytest.approx(expected, rel=1e-5)
+
+
+def test_cost_weights_are_eq_11_on_a_toy_histogram():
+    # 2 x 2 cells: counts 6, 2, 1, 1 -> c = (f / 6)^-0.5
+    bp_rp0 = np.array([0.8] * 6 + [0.8] * 2 + [1.6] + [1.6])
+    feh = np.array([0.0] * 6 + [-3.0] * 2 + [0.0] + [-3.0])
+    c = cost_weights(bp_rp0, feh, bins=(2, 2), gamma=0.5)
+    expected = np.array([1.0] * 6 + [(2 / 6) ** -0.5] * 2 + [(1 / 6) ** -0.5] * 2)
+    np.testing.assert_allclose(c, expected)
+    assert np.allclose(cost_weights(bp_rp0, feh, bins=(2, 2), gamma=0.0), 1.0)
+
+
+def test_layer_sizes_match_table_1():
+    model = build_model(UACSNetConfig())
+    size = {layer.name: layer.output.shape[-1] for layer in model.layers}
+    assert model.input_shape == [(None, 60), (None, 60)]
+    assert [size[f"fc{i}"] for i in (1, 2, 3, 4)] == [256, 64, 16, 8]
+    assert size["fc5_mu"] == 1
+    assert size["fc1_err"] == 16 and size["concat"] == 32 and size["fc2_err"] == 8 and size["fc3_err"] == 1
+    assert size["mu_sigma"] == 2
+    # the latent Z (fc3) feeds the uncertainty branch
+    concat = model.get_layer("concat")
+    assert concat.input[0] is model.get_layer("fc3").output
+    assert concat.input[1] is model.get_layer("fc1_err").output
+
+
+def test_sigma_is_floored_at_epsilon():
+    model = build_model(UACSNetConfig(epsilon=0.02))
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.5, 1.5, (64, 60)).astype(np.float32)
+    e = rng.uniform(1e-3, 1e-2, (64, 60)).astype(np.float32)
+    w = model.get_layer("fc3_err").get_weights()
+    model.get_layer("fc3_err").set_weights([w[0] * 0, np.array([-50.0], np.float32)])
+    _, sigma = predict(model, x, e)
+    np.testing.assert_allclose(sigma, 0.02, rtol=1e-5)
+
+
+def test_save_and_load_through_the_database_give_identical_predictions(db_url, conn):
+    from xpdb.models import registry
+
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0.5, 1.5, (200, 60)).astype(np.float32)
+    e = rng.uniform(1e-3, 1e-2, (200, 60)).astype(np.float32)
+    model = build_model(UACSNetConfig(), x, e)
+    before = predict(model, x, e)
+    with conn.transaction():
+        record = registry.save(conn, kind="uacsnet", name="unit", hyperparameters=UACSNetConfig().to_dict(),
+                               artifact=to_bytes(model), preprocessing_id=None, metrics={"note": "untrained"})
+    assert record.ref == "unit:1"
+    loaded_record, loaded = registry.load(conn, "unit")
+    after = predict(loaded, x, e)
+    np.testing.assert_array_equal(before[0], after[0])
+    np.testing.assert_array_equal(before[1], after[1])
+    assert loaded_record.metrics == {"note": "untrained"}
+    with conn.transaction():
+        assert registry.save(conn, kind="uacsnet", name="unit", hyperparameters={}, artifact=to_bytes(model),
+                             preprocessing_id=None, metrics={}).version == 2
+    assert registry.find(conn, "unit").version == 2 and registry.find(conn, "unit:1").version == 1
+    with pytest.raises(registry.ModelNotFound, match="known: unit:1, unit:2"):
+        registry.find(conn, "other")
+    assert np.array_equal(predict(from_bytes(to_bytes(loaded)), x, e)[0], after[0])
+
+
+def test_gaussian_fit_recovers_a_gaussian():
+    rng = np.random.default_rng(2)
+    delta = rng.normal(0.05, 0.2, 4000)
+    fit = gaussian_fit(delta)
+    assert fit["method"] == "gaussian fit"
+    assert fit["bias"] == pytest.approx(0.05, abs=0.015) and fit["sigma"] == pytest.approx(0.2, rel=0.06)
+    small = gaussian_fit(delta[:10])
+    assert small["method"] == "robust" and small["n"] == 10

@@ -1,0 +1,147 @@
+"""Inference jobs in the database: create, split into source_id ranges, list, retry, cancel.
+
+A job selects sources (by default the model's domain: ``giant_sample``, which includes
+0.7 < (BP-RP)_0 < 1.9; ``--all`` drops the cuts) that have XP spectra, and splits them in
+source_id order into batches of ``batch_size``, each stored as a (first, last) source_id
+range in ``job_batch``. Workers anywhere that reach the database lease batches.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import psycopg
+
+SELECTIONS = ("giant_sample", "model_domain", "all")
+
+
+class JobError(RuntimeError):
+    """A job that cannot be created or changed as asked."""
+
+
+def selection_sql(selection: str, where: str | None = None) -> str:
+    """SQL returning the ``source_id`` of every selected source with an XP spectrum (alias x)."""
+    if selection not in SELECTIONS:
+        raise JobError(f"unknown selection {selection!r}; choose one of {', '.join(SELECTIONS)}")
+    if selection == "all":
+        body = ("SELECT x.source_id FROM (SELECT DISTINCT source_id FROM xpdb.xp_band) AS x "
+                "LEFT JOIN xpdb.source_photometry AS s ON s.source_id = x.source_id WHERE true")
+    else:
+        body = (f"SELECT x.source_id FROM xpdb.{selection} AS s JOIN (SELECT DISTINCT source_id FROM xpdb.xp_band) "
+                f"AS x ON x.source_id = s.source_id WHERE true")
+    if where:
+        body += f" AND ({where})"
+    return body
+
+
+@dataclass
+class Job:
+    job_id: int
+    model_id: int
+    model_ref: str
+    selection: str
+    spec: dict
+    batch_size: int
+    state: str
+    n_sources: int
+    n_batches: int
+    created_at: object
+    finished_at: object
+    max_attempts: int
+    lease_seconds: int
+
+
+def create_job(conn: psycopg.Connection, *, model_id: int, selection: str = "giant_sample", where: str | None = None,
+               batch_size: int = 20000, max_attempts: int = 3, lease_seconds: int = 600, spec: dict | None = None) -> int:
+    """Create a job and its batches in one transaction. Returns the job id."""
+    if batch_size < 1:
+        raise JobError("--batch must be a positive number of sources")
+    sql = selection_sql(selection, where)
+    try:
+        with conn.transaction():
+            conn.execute(f"EXPLAIN {sql}")  # a bad --where fails here, clearly
+    except psycopg.Error as exc:
+        raise JobError(f"the selection does not run: {exc.diag.message_primary or exc}") from exc
+    with conn.transaction():
+        spec = {**(spec or {}), "where": where}
+        job_id = conn.execute(
+            "INSERT INTO xpdb.job (kind, model_id, selection, spec, batch_size, max_attempts, lease_seconds) "
+            "VALUES ('infer', %s, %s, %s, %s, %s, %s) RETURNING job_id",
+            (model_id, selection, json.dumps(spec), batch_size, max_attempts, lease_seconds)).fetchone()[0]
+        conn.execute(f"""
+            INSERT INTO xpdb.job_batch (job_id, first_source_id, last_source_id, n_sources)
+            SELECT %(job)s, min(source_id), max(source_id), count(*)
+            FROM (SELECT source_id, (row_number() OVER (ORDER BY source_id) - 1) / %(size)s AS b
+                  FROM ({sql}) AS selected) AS numbered
+            GROUP BY b ORDER BY b""", {"job": job_id, "size": batch_size})
+        n_sources, n_batches = conn.execute(
+            "SELECT coalesce(sum(n_sources), 0), count(*) FROM xpdb.job_batch WHERE job_id = %s", (job_id,)).fetchone()
+        conn.execute("UPDATE xpdb.job SET n_sources = %s, n_batches = %s, state = CASE WHEN %s = 0 THEN 'done' "
+                     "ELSE 'pending' END, finished_at = CASE WHEN %s = 0 THEN now() END WHERE job_id = %s",
+                     (n_sources, n_batches, n_batches, n_batches, job_id))
+    return job_id
+
+
+_JOB_COLUMNS = ("j.job_id, j.model_id, m.name || ':' || m.version, j.selection, j.spec, j.batch_size, j.state, "
+                "j.n_sources, j.n_batches, j.created_at, j.finished_at, j.max_attempts, j.lease_seconds")
+
+
+def get_job(conn: psycopg.Connection, job_id: int) -> Job:
+    row = conn.execute(f"SELECT {_JOB_COLUMNS} FROM xpdb.job j JOIN xpdb.model m USING (model_id) "
+                       f"WHERE j.job_id = %s", (job_id,)).fetchone()
+    if row is None:
+        raise JobError(f"no job {job_id}")
+    return Job(*row)
+
+
+def list_jobs(conn: psycopg.Connection, limit: int = 50) -> list[Job]:
+    rows = conn.execute(f"SELECT {_JOB_COLUMNS} FROM xpdb.job j JOIN xpdb.model m USING (model_id) "
+                        f"ORDER BY j.job_id DESC LIMIT %s", (limit,)).fetchall()
+    return [Job(*r) for r in rows]
+
+
+def batch_counts(conn: psycopg.Connection, job_id: int) -> dict[str, dict[str, int]]:
+    """Per batch state: number of batches and of sources."""
+    rows = conn.execute("SELECT state, count(*), coalesce(sum(n_sources), 0) FROM xpdb.job_batch "
+                        "WHERE job_id = %s GROUP BY state", (job_id,)).fetchall()
+    return {state: {"batches": n, "sources": int(s)} for state, n, s in rows}
+
+
+def refresh_state(conn: psycopg.Connection, job_id: int) -> str:
+    """Derive the job's state from its batches (done / failed / running / pending / cancelled)."""
+    counts = batch_counts(conn, job_id)
+    current = conn.execute("SELECT state FROM xpdb.job WHERE job_id = %s", (job_id,)).fetchone()[0]
+    if current == "cancelled":
+        return current
+    if counts.get("pending") or counts.get("running"):
+        state = "running" if counts.get("running") or counts.get("done") or counts.get("failed") else "pending"
+    elif counts.get("failed"):
+        state = "failed"
+    else:
+        state = "done"
+    conn.execute("UPDATE xpdb.job SET state = %s, finished_at = CASE WHEN %s IN ('done', 'failed') "
+                 "THEN coalesce(finished_at, now()) END WHERE job_id = %s", (state, state, job_id))
+    return state
+
+
+def retry(conn: psycopg.Connection, job_id: int) -> int:
+    """Put failed (and cancelled) batches back to pending with fresh attempts. Returns how many."""
+    get_job(conn, job_id)
+    with conn.transaction():
+        n = conn.execute("UPDATE xpdb.job_batch SET state = 'pending', attempts = 0, error = NULL, lease_owner = NULL, "
+                         "lease_expires = NULL WHERE job_id = %s AND state IN ('failed', 'cancelled')",
+                         (job_id,)).rowcount
+        conn.execute("UPDATE xpdb.job SET state = 'pending', finished_at = NULL WHERE job_id = %s", (job_id,))
+        refresh_state(conn, job_id)
+    return n
+
+
+def cancel(conn: psycopg.Connection, job_id: int) -> int:
+    """Cancel the batches not yet done; running ones finish but are not leased again."""
+    get_job(conn, job_id)
+    with conn.transaction():
+        n = conn.execute("UPDATE xpdb.job_batch SET state = 'cancelled' WHERE job_id = %s AND state = 'pending'",
+                         (job_id,)).rowcount
+        conn.execute("UPDATE xpdb.job SET state = 'cancelled', finished_at = now() WHERE job_id = %s", (job_id,))
+    return n

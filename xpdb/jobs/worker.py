@@ -1,0 +1,271 @@
+"""A worker: lease a batch, compute what is missing, predict, write back exactly once.
+
+Leasing. ``SELECT ... FOR UPDATE SKIP LOCKED`` picks a batch that is pending, or running
+but abandoned. While it works on a batch, a worker holds a session advisory lock on it:
+when a worker dies (even by SIGKILL, on any machine) PostgreSQL drops its session and the
+lock, so the next worker sees the batch abandoned at once; a batch whose lease has
+expired is also taken over (a hung worker). Each lease counts an attempt; a batch that
+fails ``max_attempts`` times is marked failed with its error.
+
+Writing. Predictions go through COPY into a temporary staging table and one
+``INSERT ... ON CONFLICT (model_id, source_id) DO UPDATE`` into ``prediction``; the batch is
+marked done in the same transaction, after checking that this worker still holds the
+lease. A batch is therefore either entirely written and done, or not at all; re-running
+it overwrites, never duplicates.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import psycopg
+
+from xpdb.db.copy import Column, copy_binary
+from xpdb.jobs.batches import get_job, refresh_state, selection_sql
+from xpdb.xp.features import (FLAG_MISSING_BAND, FLAG_MISSING_EBV, FLAG_NO_SPECTRUM, FLAG_NOT_COMPUTABLE,
+                              Preprocessing)
+
+LOCK_NAMESPACE = 0x7870  # first key of the two-key advisory locks on batches
+
+FLAG_OUTSIDE_COLOUR = 1
+FLAG_FAINT = 2
+FLAG_HIGH_EXTINCTION = 4
+FLAG_MISSING_BAND_P = 8
+FLAG_NO_FEATURES = 16
+FLAG_NOT_GIANT = 32
+PREDICTION_FLAGS = {FLAG_OUTSIDE_COLOUR: "outside 0.7 < (BP-RP)0 < 1.9", FLAG_FAINT: "G > 15 (FEH_err not recommended)",
+                    FLAG_HIGH_EXTINCTION: "E(B-V) >= 0.5", FLAG_MISSING_BAND_P: "missing BP or RP",
+                    FLAG_NO_FEATURES: "features not computable", FLAG_NOT_GIANT: "fails the giant_sample cuts"}
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class Lease:
+    batch_id: int
+    job_id: int
+    first: int
+    last: int
+    n_sources: int
+    attempts: int
+
+
+@dataclass
+class BatchOutcome:
+    batch_id: int
+    n: int
+    seconds: float
+    computed_features: int
+
+
+class Worker:
+    """One process's worker: a connection, the loaded models, the staging table."""
+
+    def __init__(self, url: str, *, name: str | None = None):
+        self.url = url
+        self.name = name or worker_name()
+        self.conn = psycopg.connect(url)
+        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS prediction_stage "
+                          "(source_id bigint, feh real, feh_err real, flags integer)")
+        self.conn.commit()
+        self._models: dict[int, tuple] = {}
+        self.before_commit: Callable[[], None] | None = None  # fault injection in tests
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- leasing ------------------------------------------------------------------------------
+    _CANDIDATES = """
+        SELECT b.batch_id, b.job_id, b.first_source_id, b.last_source_id, b.n_sources, b.attempts, b.state,
+               b.lease_expires < now() AS expired, j.max_attempts, j.lease_seconds
+        FROM xpdb.job_batch b JOIN xpdb.job j USING (job_id)
+        WHERE b.state = %(state)s AND j.state IN ('pending', 'running')
+          AND (%(jobs)s::int[] IS NULL OR b.job_id = ANY(%(jobs)s::int[]))
+        ORDER BY b.job_id, b.batch_id
+        FOR UPDATE OF b SKIP LOCKED LIMIT %(limit)s"""
+
+    def lease(self, job_ids: list[int] | None = None) -> Lease | None:
+        """Take the next pending batch, else an abandoned running one, of these jobs (any when None)."""
+        conn = self.conn
+        with conn.transaction():
+            # one pending row at a time, so that concurrent workers never starve each other
+            rows = conn.execute(self._CANDIDATES, {"state": "pending", "jobs": job_ids, "limit": 1}).fetchall()
+            rows += conn.execute(self._CANDIDATES, {"state": "running", "jobs": job_ids, "limit": 64}).fetchall()
+            for batch_id, job_id, first, last, n, attempts, state, expired, max_attempts, lease_seconds in rows:
+                got = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_NAMESPACE, batch_id)).fetchone()[0]
+                if not got and not (state == "running" and expired):
+                    continue  # a live worker has it
+                if attempts >= max_attempts:
+                    conn.execute("UPDATE xpdb.job_batch SET state = 'failed', finished_at = now(), error = coalesce("
+                                 "error, 'abandoned by its worker') || ' (after ' || attempts || ' attempts)' "
+                                 "WHERE batch_id = %s", (batch_id,))
+                    if got:
+                        conn.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_NAMESPACE, batch_id))
+                    refresh_state(conn, job_id)
+                    continue
+                conn.execute("UPDATE xpdb.job_batch SET state = 'running', lease_owner = %s, attempts = attempts + 1, "
+                             "lease_expires = now() + make_interval(secs => %s), started_at = now() "
+                             "WHERE batch_id = %s", (self.name, lease_seconds, batch_id))
+                conn.execute("UPDATE xpdb.job SET state = 'running' WHERE job_id = %s AND state = 'pending'", (job_id,))
+                return Lease(batch_id, job_id, first, last, n, attempts + 1)
+        return None
+
+    def release(self, lease: Lease) -> None:
+        self.conn.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_NAMESPACE, lease.batch_id))
+        self.conn.commit()
+
+    # -- work -----------------------------------------------------------------------------------
+    def _model(self, model_id: int):
+        if model_id not in self._models:
+            from xpdb.models.registry import artifact, find
+            from xpdb.models.uacsnet import from_bytes
+
+            ref = self.conn.execute("SELECT name || ':' || version, preprocessing_id FROM xpdb.model "
+                                    "WHERE model_id = %s", (model_id,)).fetchone()
+            record = find(self.conn, ref[0])
+            version = self.conn.execute("SELECT version FROM xpdb.preprocessing WHERE preprocessing_id = %s",
+                                        (ref[1],)).fetchone()[0]
+            self._models[model_id] = (from_bytes(artifact(self.conn, record.model_id)), ref[1],
+                                      Preprocessing.from_version(version))
+            self.conn.commit()
+        return self._models[model_id]
+
+    def process(self, lease: Lease) -> BatchOutcome:
+        """Predict every selected source of the leased range and write back; see the module docstring."""
+        from xpdb.models.uacsnet import predict
+        from xpdb.xp.store import compute_for_sources, fetch_features, store_features
+
+        t0 = time.perf_counter()
+        conn = self.conn
+        job = get_job(conn, lease.job_id)
+        model, pid, preprocessing = self._model(job.model_id)
+        sql = selection_sql(job.selection, job.spec.get("where"))
+        ids = np.array([r[0] for r in conn.execute(f"{sql} AND x.source_id BETWEEN %s AND %s ORDER BY 1",
+                                                   (lease.first, lease.last))], dtype=np.int64)
+        conn.commit()
+        feats = fetch_features(conn, ids, pid, preprocessing)
+        missing = (feats.flags & FLAG_NO_SPECTRUM) != 0
+        computed = int(missing.sum())
+        if computed:
+            fresh = compute_for_sources(conn, ids[missing], preprocessing)
+            store_features(conn, fresh, pid)
+            conn.commit()
+            feats.flux[missing], feats.flux_error[missing], feats.flags[missing] = \
+                fresh.flux, fresh.flux_error, fresh.flags
+        feh, feh_err = predict(model, feats.flux, feats.flux_error)
+        flags = self._flags(ids, feats.flags)
+        unusable = ~np.isfinite(feh)
+        flags[unusable] |= FLAG_NO_FEATURES
+        cols = [Column("source_id", "int8", ids),
+                Column("feh", "float4", feh.astype(np.float32), unusable),
+                Column("feh_err", "float4", feh_err.astype(np.float32), unusable),
+                Column("flags", "int4", flags.astype(np.int32))]
+        with conn.transaction():
+            owner = conn.execute("SELECT lease_owner, state FROM xpdb.job_batch WHERE batch_id = %s FOR UPDATE",
+                                 (lease.batch_id,)).fetchone()
+            if owner != (self.name, "running"):
+                raise LeaseLost(f"batch {lease.batch_id} was taken over by {owner[0]} ({owner[1]})")
+            if self.before_commit:
+                self.before_commit()
+            copy_binary(conn, "prediction_stage", cols)
+            conn.execute("""
+                INSERT INTO xpdb.prediction (model_id, source_id, feh, feh_err, flags, job_id)
+                SELECT %s, source_id, feh, feh_err, flags, %s FROM prediction_stage
+                ON CONFLICT (model_id, source_id) DO UPDATE SET feh = EXCLUDED.feh, feh_err = EXCLUDED.feh_err,
+                    flags = EXCLUDED.flags, job_id = EXCLUDED.job_id, created_at = now()""",
+                         (job.model_id, job.job_id))
+            conn.execute("TRUNCATE prediction_stage")
+            seconds = time.perf_counter() - t0
+            conn.execute("UPDATE xpdb.job_batch SET state = 'done', finished_at = now(), n_predicted = %s, "
+                         "seconds = %s, error = NULL WHERE batch_id = %s", (len(ids), seconds, lease.batch_id))
+            refresh_state(conn, lease.job_id)
+        return BatchOutcome(lease.batch_id, len(ids), seconds, computed)
+
+    def _flags(self, ids: np.ndarray, feature_flags: np.ndarray) -> np.ndarray:
+        rows = self.conn.execute("""
+            SELECT p.source_id, p.bp_rp0, p.phot_g_mean_mag, p.ebv,
+                   EXISTS (SELECT 1 FROM xpdb.giant_sample g WHERE g.source_id = p.source_id)
+            FROM xpdb.source_photometry p WHERE p.source_id = ANY(%s)""", (ids.tolist(),)).fetchall()
+        self.conn.commit()
+        info = {r[0]: r[1:] for r in rows}
+        flags = np.zeros(len(ids), dtype=np.int32)
+        for i, sid in enumerate(ids.tolist()):
+            bp_rp0, g, ebv, giant = info.get(sid, (None, None, None, False))
+            if bp_rp0 is None or not (0.7 < bp_rp0 < 1.9):
+                flags[i] |= FLAG_OUTSIDE_COLOUR
+            if g is None or g > 15:
+                flags[i] |= FLAG_FAINT
+            if ebv is not None and ebv >= 0.5:
+                flags[i] |= FLAG_HIGH_EXTINCTION
+            if not giant:
+                flags[i] |= FLAG_NOT_GIANT
+        flags[(feature_flags & FLAG_MISSING_BAND) != 0] |= FLAG_MISSING_BAND_P
+        flags[(feature_flags & (FLAG_MISSING_EBV | FLAG_NOT_COMPUTABLE | FLAG_NO_SPECTRUM)) != 0] |= FLAG_NO_FEATURES
+        return flags
+
+    def fail(self, lease: Lease, error: str) -> None:
+        """Record a failed attempt: back to pending, or failed after the last attempt."""
+        conn = self.conn
+        conn.rollback()
+        with conn.transaction():
+            conn.execute("""
+                UPDATE xpdb.job_batch b SET state = CASE WHEN b.attempts >= j.max_attempts THEN 'failed'
+                                                         ELSE 'pending' END,
+                       error = %s, lease_owner = NULL, lease_expires = NULL,
+                       finished_at = CASE WHEN b.attempts >= j.max_attempts THEN now() END
+                FROM xpdb.job j WHERE j.job_id = b.job_id AND b.batch_id = %s AND b.lease_owner = %s""",
+                         (error[-2000:], lease.batch_id, self.name))
+            refresh_state(conn, lease.job_id)
+
+    def run(self, job_ids: list[int] | None = None, *, wait: bool = False, poll_seconds: float = 2.0,
+            on_batch: Callable[[BatchOutcome], None] | None = None) -> int:
+        """Work until no batch is left (or forever with ``wait``). Returns the number of batches done."""
+        done = 0
+        while True:
+            lease = self.lease(job_ids)
+            if lease is None:
+                if self._pending(job_ids):  # momentarily locked by another worker's lease
+                    time.sleep(0.05)
+                    continue
+                if wait or self._others_running(job_ids):
+                    time.sleep(poll_seconds)
+                    if not wait and not self._others_running(job_ids) and not self._pending(job_ids):
+                        return done
+                    continue
+                return done
+            try:
+                outcome = self.process(lease)
+                done += 1
+                if on_batch:
+                    on_batch(outcome)
+            except LeaseLost:
+                self.conn.rollback()
+            except Exception:  # one batch's failure is recorded, the worker goes on
+                self.fail(lease, traceback.format_exc(limit=8))
+            finally:
+                self.release(lease)
+
+    def _others_running(self, job_ids) -> bool:
+        """Batches running elsewhere may still be abandoned and need taking over."""
+        row = self.conn.execute("SELECT count(*) FROM xpdb.job_batch WHERE state = 'running' AND "
+                                "(%(jobs)s::int[] IS NULL OR job_id = ANY(%(jobs)s::int[]))", {"jobs": job_ids}).fetchone()
+        self.conn.commit()
+        return row[0] > 0
+
+    def _pending(self, job_ids) -> bool:
+        row = self.conn.execute("SELECT count(*) FROM xpdb.job_batch WHERE state = 'pending' AND "
+                                "(%(jobs)s::int[] IS NULL OR job_id = ANY(%(jobs)s::int[]))", {"jobs": job_ids}).fetchone()
+        self.conn.commit()
+        return row[0] > 0
+
+
+class LeaseLost(RuntimeError):
+    """Another worker took the batch over (this one was too slow or presumed dead)."""
