@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from xpdb import __version__
-from xpdb.cli import db, ingest, jobs, models, spectra
+from xpdb.cli import db, ingest, jobs, models, query, spectra
 
 app = typer.Typer(
     name="xpdb",
@@ -21,6 +21,9 @@ app.add_typer(models.train_app, name="train")
 app.add_typer(models.models_app, name="models")
 app.command("infer")(jobs.infer)
 app.add_typer(jobs.jobs_app, name="jobs")
+app.command("cone")(query.cone)
+app.command("query")(query.query)
+app.add_typer(query.export_app, name="export")
 
 
 @app.command()

@@ -151,17 +151,18 @@ class Worker:
         ids = np.array([r[0] for r in conn.execute(f"{sql} AND x.source_id BETWEEN %s AND %s ORDER BY 1",
                                                    (lease.first, lease.last))], dtype=np.int64)
         conn.commit()
-        feats = fetch_features(conn, ids, pid, preprocessing)
+        span = (lease.first, lease.last)
+        feats = fetch_features(conn, ids, pid, preprocessing, between=span)
         missing = (feats.flags & FLAG_NO_SPECTRUM) != 0
         computed = int(missing.sum())
         if computed:
-            fresh = compute_for_sources(conn, ids[missing], preprocessing)
+            fresh = compute_for_sources(conn, ids[missing], preprocessing, between=span)
             store_features(conn, fresh, pid)
             conn.commit()
             feats.flux[missing], feats.flux_error[missing], feats.flags[missing] = \
                 fresh.flux, fresh.flux_error, fresh.flags
         feh, feh_err = predict(model, feats.flux, feats.flux_error)
-        flags = self._flags(ids, feats.flags)
+        flags = self._flags(ids, feats.flags, span)
         unusable = ~np.isfinite(feh)
         flags[unusable] |= FLAG_NO_FEATURES
         cols = [Column("source_id", "int8", ids),
@@ -189,24 +190,21 @@ class Worker:
             refresh_state(conn, lease.job_id)
         return BatchOutcome(lease.batch_id, len(ids), seconds, computed)
 
-    def _flags(self, ids: np.ndarray, feature_flags: np.ndarray) -> np.ndarray:
-        rows = self.conn.execute("""
-            SELECT p.source_id, p.bp_rp0, p.phot_g_mean_mag, p.ebv,
-                   EXISTS (SELECT 1 FROM xpdb.giant_sample g WHERE g.source_id = p.source_id)
-            FROM xpdb.source_photometry p WHERE p.source_id = ANY(%s)""", (ids.tolist(),)).fetchall()
+    def _flags(self, ids: np.ndarray, feature_flags: np.ndarray, span: tuple[int, int]) -> np.ndarray:
+        """The prediction flags of the module's FLAG_* constants, from photometry and feature flags."""
+        from xpdb.xp.store import source_columns
+
+        phot = source_columns(self.conn, ids, ("bp_rp0", "phot_g_mean_mag", "ebv"), table="xpdb.source_photometry",
+                              between=span)
+        giants = np.array([r[0] for r in self.conn.execute(
+            "SELECT source_id FROM xpdb.giant_sample WHERE source_id BETWEEN %s AND %s", span)], dtype=np.int64)
         self.conn.commit()
-        info = {r[0]: r[1:] for r in rows}
         flags = np.zeros(len(ids), dtype=np.int32)
-        for i, sid in enumerate(ids.tolist()):
-            bp_rp0, g, ebv, giant = info.get(sid, (None, None, None, False))
-            if bp_rp0 is None or not (0.7 < bp_rp0 < 1.9):
-                flags[i] |= FLAG_OUTSIDE_COLOUR
-            if g is None or g > 15:
-                flags[i] |= FLAG_FAINT
-            if ebv is not None and ebv >= 0.5:
-                flags[i] |= FLAG_HIGH_EXTINCTION
-            if not giant:
-                flags[i] |= FLAG_NOT_GIANT
+        with np.errstate(invalid="ignore"):
+            flags[~((phot["bp_rp0"] > 0.7) & (phot["bp_rp0"] < 1.9))] |= FLAG_OUTSIDE_COLOUR
+            flags[~(phot["phot_g_mean_mag"] <= 15)] |= FLAG_FAINT
+            flags[phot["ebv"] >= 0.5] |= FLAG_HIGH_EXTINCTION
+        flags[~np.isin(ids, giants)] |= FLAG_NOT_GIANT
         flags[(feature_flags & FLAG_MISSING_BAND) != 0] |= FLAG_MISSING_BAND_P
         flags[(feature_flags & (FLAG_MISSING_EBV | FLAG_NOT_COMPUTABLE | FLAG_NO_SPECTRUM)) != 0] |= FLAG_NO_FEATURES
         return flags

@@ -3,9 +3,9 @@
 Delta[Fe/H] = [Fe/H]_model - [Fe/H]_ref. Overall, in reference-[Fe/H] bins (<= -3,
 -3..-2, -2..-1, > -1) and, for Figure 5, per G-magnitude bin the median predicted error
 next to the residual sigma. The Gaussian is fitted to the histogram of the residuals
-(bins of a quarter robust sigma within +-4 robust sigma of the median); below 20 stars,
+(32 bins of a quarter robust sigma from 4 robust sigma below the median); below 50 stars,
 or if the fit fails, the robust estimates (median, 1.4826 MAD) are reported instead and
-``method`` says so.
+``method`` says so. The SQL views use the same fit (sql/statistics.sql).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import numpy as np
 
 FEH_BINS = ((-np.inf, -3.0, "feh<=-3"), (-3.0, -2.0, "-3<feh<=-2"), (-2.0, -1.0, "-2<feh<=-1"),
             (-1.0, np.inf, "feh>-1"))
+MIN_FIT = 50  # fewer residuals than this: robust estimates (a 32-bin histogram fit is unstable)
 G_EDGES = (6.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0)
 
 
@@ -23,7 +24,12 @@ def robust(delta: np.ndarray) -> tuple[float, float]:
 
 
 def gaussian_fit(delta) -> dict:
-    """{n, bias, sigma, method, mean, std, median, robust_sigma} of the residuals."""
+    """{n, bias, sigma, method, mean, std, median, robust_sigma} of the residuals.
+
+    32 bins of a quarter robust sigma from median - 4 robust sigma; a Gaussian is fitted to
+    the counts by least squares (scipy's curve_fit). The SQL function xpdb.gaussian_fit
+    does the same on the same bins.
+    """
     delta = np.asarray(delta, float)
     delta = delta[np.isfinite(delta)]
     n = len(delta)
@@ -32,12 +38,12 @@ def gaussian_fit(delta) -> dict:
     med, rsig = robust(delta)
     out = {"n": n, "mean": float(delta.mean()), "std": float(delta.std()), "median": med, "robust_sigma": rsig}
     out.update(bias=med, sigma=rsig, method="robust")
-    if n >= 20 and rsig > 0:
+    if n >= MIN_FIT and rsig > 0:
         from scipy.optimize import curve_fit
 
         width = rsig / 4
-        edges = np.arange(med - 4 * rsig, med + 4 * rsig + width, width)
-        counts, edges = np.histogram(delta, bins=edges)
+        edges = med - 4 * rsig + width * np.arange(33)
+        counts, _ = np.histogram(delta, bins=edges)
         centres = 0.5 * (edges[1:] + edges[:-1])
 
         def gauss(x, a, mu, sig):
@@ -45,8 +51,8 @@ def gaussian_fit(delta) -> dict:
 
         try:
             (a, mu, sig), _ = curve_fit(gauss, centres, counts, p0=(counts.max(), med, rsig), maxfev=5000)
-            if np.isfinite(mu) and np.isfinite(sig) and 0 < abs(sig) < 10 * rsig:
-                out.update(bias=float(mu), sigma=float(abs(sig)), method="gaussian fit")
+            if np.isfinite(mu) and 0 < sig < 10 * rsig and abs(mu - med) < 4 * rsig:
+                out.update(bias=float(mu), sigma=float(sig), method="gaussian fit")
         except RuntimeError:
             pass
     return out

@@ -59,6 +59,8 @@ class UACSNetConfig:
     validation_fraction: float = 0.15
     cost_sensitive: bool = True
     noise_augmentation: bool = True
+    noise_scale: float = 0.5
+    learning_rate_decay: bool = False
     passes_per_epoch: int = 10
     seed: int = 42
 
@@ -193,9 +195,11 @@ def _dataset(flux, flux_error, y, w, config: UACSNetConfig):
     ds = tf.data.Dataset.from_tensor_slices(((flux, flux_error), y, w))
     ds = ds.shuffle(len(y), seed=config.seed, reshuffle_each_iteration=True).batch(config.batch_size)
     if config.noise_augmentation:
+        scale = float(config.noise_scale)
+
         def perturb(inputs, target, weight):
             x, e = inputs
-            return (x + tf.random.normal(tf.shape(x), seed=config.seed) * e, e), target, weight
+            return (x + tf.random.normal(tf.shape(x), seed=config.seed) * (scale * e), e), target, weight
 
         ds = ds.map(perturb)
     return ds.repeat(config.passes_per_epoch).prefetch(2)
@@ -219,6 +223,10 @@ def train(flux: np.ndarray, flux_error: np.ndarray, feh: np.ndarray, bp_rp0: np.
     fit_rows, val_rows = _split(np.asarray(feh, float), config.validation_fraction, config.seed)
     model = build_model(config, flux[fit_rows], flux_error[fit_rows])
     group = max(1, config.passes_per_epoch)
+    if config.learning_rate_decay:
+        steps = max(1, config.epochs * -(-int(fit_rows.sum()) // config.batch_size))
+        schedule = k.optimizers.schedules.CosineDecay(config.learning_rate, steps, alpha=0.01)
+        model.compile(optimizer=k.optimizers.Adam(schedule), loss=custom_objects()["gaussian_nll"])
     callbacks = []
     validation = None
     if val_rows.any():
@@ -237,7 +245,7 @@ def train(flux: np.ndarray, flux_error: np.ndarray, feh: np.ndarray, bp_rp0: np.
     return TrainResult(model, len(hist["loss"]) * group, (best + 1) * group, float(val[best]), hist)
 
 
-def predict(model, flux: np.ndarray, flux_error: np.ndarray, batch_size: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+def predict(model, flux: np.ndarray, flux_error: np.ndarray, batch_size: int = 32768) -> tuple[np.ndarray, np.ndarray]:
     """(FEH, FEH_err) for feature arrays; rows with non-finite features give NaN."""
     flux = np.asarray(flux, np.float32)
     flux_error = np.asarray(flux_error, np.float32)
@@ -245,8 +253,10 @@ def predict(model, flux: np.ndarray, flux_error: np.ndarray, batch_size: int = 6
     feh = np.full(len(flux), np.nan, np.float32)
     err = np.full(len(flux), np.nan, np.float32)
     if ok.any():
-        out = np.asarray(model.predict_on_batch([flux[ok], flux_error[ok]]) if ok.sum() <= batch_size else
-                         model.predict([flux[ok], flux_error[ok]], batch_size=batch_size, verbose=0))
+        # Eager calls in fixed chunks: no tf.function retracing for every new batch length.
+        x, e = flux[ok], flux_error[ok]
+        out = np.concatenate([np.asarray(model([x[i:i + batch_size], e[i:i + batch_size]], training=False))
+                              for i in range(0, len(x), batch_size)])
         feh[ok], err[ok] = out[:, 0], out[:, 1]
     return feh, err
 

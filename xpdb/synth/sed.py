@@ -28,7 +28,7 @@ import numpy as np
 
 from xpdb.xp.extinction import toolkit
 
-BLANKETING_EXPONENT = 0.35
+BLANKETING_EXPONENT = 0.25
 
 
 @lru_cache(maxsize=1)

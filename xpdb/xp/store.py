@@ -48,15 +48,27 @@ def store_features(conn: psycopg.Connection, features: Features, pid: int) -> in
 
 
 def fetch_features(conn: psycopg.Connection, source_ids: Sequence[int], pid: int,
-                   preprocessing: Preprocessing | None = None) -> Features:
-    """Stored features for ``source_ids`` (in that order); missing rows come back NaN and flagged."""
+                   preprocessing: Preprocessing | None = None, *, between: tuple[int, int] | None = None) -> Features:
+    """Stored features for ``source_ids`` (in that order); missing rows come back NaN and flagged.
+
+    ``between`` (first, last) scans that source_id range instead of looking ids up.
+    """
     from xpdb.xp.features import FLAG_NO_SPECTRUM, N_PIXELS
 
     ids = np.asarray(source_ids, dtype=np.int64)
     cur = conn.cursor(binary=True)
-    cur.execute("SELECT source_id, flux, flux_error, flags FROM xpdb.xp_features "
-                "WHERE preprocessing_id = %s AND source_id = ANY(%s)", (pid, ids.tolist()))
-    rows = cur.fetchall()
+    if between is not None:
+        cur.execute("SELECT source_id, flux, flux_error, flags FROM xpdb.xp_features "
+                    "WHERE preprocessing_id = %s AND source_id BETWEEN %s AND %s", (pid, int(between[0]), int(between[1])))
+        rows = cur.fetchall()
+        if rows:
+            got = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+            keep = np.isin(got, ids)
+            rows = [r for r, k in zip(rows, keep) if k]
+    else:
+        cur.execute("SELECT source_id, flux, flux_error, flags FROM xpdb.xp_features "
+                    "WHERE preprocessing_id = %s AND source_id = ANY(%s)", (pid, ids.tolist()))
+        rows = cur.fetchall()
     return features_from_rows(ids, rows, preprocessing or Preprocessing(), N_PIXELS, FLAG_NO_SPECTRUM)
 
 
@@ -85,16 +97,32 @@ class FeatureRun:
     flagged: int = 0
 
 
-def compute_for_sources(conn: psycopg.Connection, source_ids: Sequence[int], preprocessing: Preprocessing) -> Features:
+def source_columns(conn: psycopg.Connection, ids: np.ndarray, columns: Sequence[str], *, table: str = "xpdb.gaia_source",
+                   between: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
+    """Float columns of ``table`` aligned with ``ids`` (NaN where the row or value is missing)."""
+    where = "source_id BETWEEN %s AND %s" if between is not None else "source_id = ANY(%s)"
+    args = (int(between[0]), int(between[1])) if between is not None else (ids.tolist(),)
+    rows = conn.execute(f"SELECT source_id, {', '.join(columns)} FROM {table} WHERE {where}", args).fetchall()
+    out = {c: np.full(len(ids), np.nan) for c in columns}
+    if rows:
+        got = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        order = np.argsort(ids)
+        pos = np.searchsorted(ids, got, sorter=order)
+        found = (pos < len(ids)) & (ids[order[np.minimum(pos, len(ids) - 1)]] == got)
+        target = order[np.minimum(pos, len(ids) - 1)][found]
+        values = np.array([[np.nan if v is None else float(v) for v in r[1:]] for r in rows], dtype=float)
+        for j, c in enumerate(columns):
+            out[c][target] = values[found, j]
+    return out
+
+
+def compute_for_sources(conn: psycopg.Connection, source_ids: Sequence[int], preprocessing: Preprocessing, *,
+                        between: tuple[int, int] | None = None) -> Features:
     """Features for these sources from the stored spectra and gaia_source (E(B-V), G, BP-RP)."""
     ids = np.asarray(source_ids, dtype=np.int64)
-    rows = conn.execute("SELECT source_id, ebv, phot_g_mean_mag, bp_rp FROM xpdb.gaia_source WHERE source_id = ANY(%s)",
-                        (ids.tolist(),)).fetchall()
-    phot = {r[0]: r[1:] for r in rows}
-    ebv = np.array([np.nan if phot.get(s, (None,))[0] is None else phot[s][0] for s in ids.tolist()], dtype=float)
-    g = np.array([np.nan if s not in phot or phot[s][1] is None else phot[s][1] for s in ids.tolist()], dtype=float)
-    bp_rp = np.array([np.nan if s not in phot or phot[s][2] is None else phot[s][2] for s in ids.tolist()], dtype=float)
-    return compute_features(fetch_xp(conn, ids), ebv, g=g, bp_rp=bp_rp, preprocessing=preprocessing)
+    phot = source_columns(conn, ids, ("ebv", "phot_g_mean_mag", "bp_rp"), between=between)
+    return compute_features(fetch_xp(conn, ids, between=between), phot["ebv"], g=phot["phot_g_mean_mag"],
+                            bp_rp=phot["bp_rp"], preprocessing=preprocessing)
 
 
 def compute_missing_features(url: str, *, preprocessing: Preprocessing = Preprocessing(), where: str | None = None,

@@ -1,0 +1,132 @@
+"""``xpdb cone``, ``xpdb query`` and ``xpdb export``: read the catalogue."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from xpdb.cli.console import console, fail, progress_bar
+
+export_app = typer.Typer(help="Export tables to files.", no_args_is_help=True)
+
+FORMAT = typer.Option("table", "--format", help="table, csv, ecsv, votable, fits or parquet.")
+OUT = typer.Option(None, "--out", help="Write to this file (required for fits and parquet).")
+
+
+def _model_id(ref: str | None) -> tuple[int | None, str | None]:
+    import psycopg
+
+    from xpdb.cli.ingest import _ready
+    from xpdb.models.registry import ModelNotFound, find, newest
+
+    with psycopg.connect(_ready()) as conn:
+        try:
+            record = find(conn, ref) if ref else newest(conn)
+        except ModelNotFound as exc:
+            if ref:
+                fail(str(exc))
+            return None, None
+        except ValueError as exc:
+            fail(str(exc))
+    return record.model_id, record.ref
+
+
+def _emit(result, fmt: str, out: Path | None, info: dict) -> None:
+    from xpdb.query.output import OutputError, write_table
+
+    info = {**info, "rows": len(result), "overflow": result.overflow}
+    try:
+        write_table(result.to_table(), fmt, out, info=info)
+    except OutputError as exc:
+        fail(str(exc))
+    if result.overflow:
+        console.print(f"[yellow]overflow:[/] more than {result.max_rows:,} rows match; raise --limit or narrow the query")
+    if out:
+        console.print(f"{len(result):,} rows written to {out}")
+
+
+def cone(
+    ra: str = typer.Argument(..., help="Right ascension: degrees or sexagesimal (15:18:33.2, 15h18m33.2s)."),
+    dec: str = typer.Argument(..., help="Declination: degrees or sexagesimal (+02:04:51.7)."),
+    radius: str = typer.Argument(..., help="Radius: degrees, or with units (10.5arcmin, 30arcsec)."),
+    model: str = typer.Option(None, "--model", help="NAME[:VERSION] for FEH columns (default: the newest model)."),
+    columns: str = typer.Option(None, "--columns", help="Comma-separated source columns "
+                                "(default source_id,ra,dec,phot_g_mean_mag,bp_rp,bp_rp0,ebv)."),
+    limit: int = typer.Option(10000, "--limit", help="Maximum rows (overflow is reported)."),
+    fmt: str = FORMAT, out: Path = OUT,
+) -> None:
+    """Sources within RADIUS of (RA, DEC), nearest first, with their [Fe/H] predictions."""
+    from xpdb.query.cone import DEFAULT_COLUMNS, cone as run_cone, parse_position, parse_radius
+    from xpdb.query.run import QueryError
+
+    try:
+        ra_deg, dec_deg = parse_position(ra, dec)
+        radius_deg = parse_radius(radius)
+        model_id, model_ref = _model_id(model)
+        cols = tuple(c.strip() for c in columns.split(",")) if columns else DEFAULT_COLUMNS
+        result = run_cone(ra_deg, dec_deg, radius_deg, columns=cols, model_id=model_id, max_rows=limit)
+    except QueryError as exc:
+        fail(str(exc))
+    _emit(result, fmt, out, {"cone_ra_deg": ra_deg, "cone_dec_deg": dec_deg, "cone_radius_deg": radius_deg,
+                             "model": model_ref or "none"})
+
+
+def query(
+    text: str = typer.Argument(..., help="An ADQL query (or PostgreSQL with --sql); '-' reads it from stdin."),
+    sql: bool = typer.Option(False, "--sql", help="The query is PostgreSQL, not ADQL (same read-only rules)."),
+    limit: int = typer.Option(100000, "--limit", help="Maximum rows returned (overflow is reported)."),
+    timeout: float = typer.Option(60.0, "--timeout", help="Statement timeout in seconds."),
+    show_sql: bool = typer.Option(False, "--show-sql", help="Print the PostgreSQL the ADQL became."),
+    fmt: str = FORMAT, out: Path = OUT,
+) -> None:
+    """Run ADQL (translated to PostgreSQL with q3c) read-only, as the Gaia archive's users write it."""
+    import sys
+
+    from xpdb.query.run import QueryError, run_readonly
+
+    try:
+        from xpdb.query.adql import ADQLError, to_postgresql
+    except ImportError:  # pragma: no cover - only while the ADQL module is absent
+        ADQLError, to_postgresql = QueryError, None
+
+    if text == "-":
+        text = sys.stdin.read()
+    from xpdb.cli.ingest import _ready
+
+    _ready()
+    try:
+        if sql:
+            statement = text
+        else:
+            translated = to_postgresql(text, max_rows=limit)
+            statement = translated.sql
+        if show_sql:
+            console.print(statement, highlight=False)
+        result = run_readonly(statement, max_rows=limit, timeout_s=timeout)
+    except (ADQLError, QueryError) as exc:
+        fail(str(exc))
+    _emit(result, fmt, out, {"query": text.strip()[:500]})
+
+
+@export_app.command("catalog")
+def export_catalog(
+    model: str = typer.Option(None, "--model", help="NAME[:VERSION] (default: the newest model)."),
+    fmt: str = typer.Option("fits", "--format", help="fits, parquet, csv or votable."),
+    out: Path = typer.Option(..., "--out", help="The file to write."),
+) -> None:
+    """The paper's Table 2 catalogue of a model, streamed to a file of any size."""
+    from xpdb import __version__
+    from xpdb.cli.ingest import _ready
+    from xpdb.query.export import EXPORT_FORMATS, export_catalog as run
+
+    if fmt not in EXPORT_FORMATS:
+        fail(f"--format must be one of {', '.join(EXPORT_FORMATS)}")
+    model_id, model_ref = _model_id(model)
+    if model_id is None:
+        fail("no model trained yet; nothing to export")
+    with progress_bar(f"export {model_ref}", unit="rows") as update:
+        n = run(_ready(), model_id, fmt, out, progress=update,
+                info={"model": model_ref, "producer": f"xpdb {__version__}",
+                      "description": "UA-CSNet [Fe/H] catalogue (Yang et al.), columns as their Table 2"})
+    console.print(f"{n:,} rows of {model_ref} written to {out}")

@@ -1,0 +1,78 @@
+"""Cone search: q3c_radial_query on gaia_source, joined with a model's predictions, nearest first.
+
+Positions and radii are parsed by astropy: degrees (``229.64 2.08``), sexagesimal
+(``15:18:33.2 +02:04:51.7`` or ``15h18m33.2s +2d04m51.7s``) and radii with units
+(``10.5arcmin``, ``30arcsec``, ``0.1deg``; a bare number is degrees).
+"""
+
+from __future__ import annotations
+
+import psycopg
+
+from xpdb.query.run import DEFAULT_MAX_ROWS, QueryError, QueryResult, run_readonly
+
+DEFAULT_COLUMNS = ("source_id", "ra", "dec", "phot_g_mean_mag", "bp_rp", "bp_rp0", "ebv")
+SOURCE_COLUMNS = ("source_id", "ra", "dec", "l", "b", "parallax", "phot_g_mean_mag", "bp_rp",
+                  "phot_bp_rp_excess_factor", "ebv", "rgeo", "bp_rp0", "g0", "m_g", "distance_pc", "z_kpc")
+PREDICTION_COLUMNS = ("feh", "feh_err", "flags")
+
+
+def parse_position(ra: str, dec: str) -> tuple[float, float]:
+    """(ra, dec) in degrees from degrees or sexagesimal strings."""
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+
+    ra_s, dec_s = str(ra).strip(), str(dec).strip()
+    try:
+        if any(ch in ra_s for ch in ":hms ") and not ra_s.replace(".", "", 1).lstrip("+-").isdigit():
+            coord = SkyCoord(ra_s, dec_s, unit=(u.hourangle, u.deg), frame="icrs")
+        else:
+            coord = SkyCoord(float(ra_s) * u.deg, float(dec_s) * u.deg, frame="icrs")
+    except (ValueError, TypeError) as exc:
+        raise QueryError(f"cannot read the position {ra_s!r} {dec_s!r}: {exc}") from exc
+    return float(coord.ra.deg), float(coord.dec.deg)
+
+
+def parse_radius(text: str | float) -> float:
+    """Radius in degrees; '10.5arcmin', '30arcsec', '0.1deg' or a bare number of degrees."""
+    from astropy import units as u
+    from astropy.coordinates import Angle
+
+    try:
+        value = float(text)
+        angle = Angle(value, u.deg)
+    except (TypeError, ValueError):
+        try:
+            angle = Angle(str(text).strip())
+        except (ValueError, u.UnitsError) as exc:
+            raise QueryError(f"cannot read the radius {text!r} (give degrees or e.g. 10arcmin, 30arcsec)") from exc
+    if not 0 < angle.deg <= 180:
+        raise QueryError(f"the radius must be in (0, 180] deg, got {angle.deg:g} deg")
+    return float(angle.deg)
+
+
+def cone_query(ra: float, dec: float, radius: float, *, columns: tuple[str, ...] = DEFAULT_COLUMNS,
+               model_id: int | None = None, limit: int | None = None) -> tuple[str, dict]:
+    """SQL and parameters of a cone search (index-friendly argument order)."""
+    unknown = [c for c in columns if c not in SOURCE_COLUMNS]
+    if unknown:
+        raise QueryError(f"unknown column(s) {', '.join(unknown)}; available: {', '.join(SOURCE_COLUMNS)}")
+    select = [f"s.{c}" for c in columns]
+    join = ""
+    if model_id is not None:
+        select += [f"p.{c}" for c in PREDICTION_COLUMNS]
+        join = "LEFT JOIN xpdb.prediction AS p ON p.source_id = s.source_id AND p.model_id = %(model_id)s"
+    select.append("q3c_dist(s.ra, s.dec, %(ra)s, %(dec)s) * 3600 AS dist_arcsec")
+    sql = (f"SELECT {', '.join(select)} FROM xpdb.source_photometry AS s {join} "
+           f"WHERE q3c_radial_query(s.ra, s.dec, %(ra)s, %(dec)s, %(radius)s) ORDER BY dist_arcsec")
+    if limit is not None:
+        sql += f" LIMIT {int(limit)}"
+    return sql, {"ra": ra, "dec": dec, "radius": radius, "model_id": model_id}
+
+
+def cone(ra: float, dec: float, radius: float, *, columns: tuple[str, ...] = DEFAULT_COLUMNS,
+         model_id: int | None = None, limit: int | None = None, max_rows: int = DEFAULT_MAX_ROWS,
+         conn: psycopg.Connection | None = None) -> QueryResult:
+    """Run a cone search read-only; ``overflow`` is set when more than ``max_rows`` rows match."""
+    sql, params = cone_query(ra, dec, radius, columns=columns, model_id=model_id, limit=limit)
+    return run_readonly(sql, params, max_rows=max_rows, conn=conn)
