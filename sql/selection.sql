@@ -39,6 +39,15 @@ WHERE p.phot_bp_rp_excess_factor < 1.15 + 0.19 * p.bp_rp0 ^ 2            -- 1. r
   AND p.ebv < 0.2                                                        -- 5. E(B-V)_SFD < 0.2
   AND p.g0 > 6;                                                          -- 6. G_0 > 6
 
+-- The paper's final sample (section 4.3): the first three cuts only, where UA-CSNet is applied
+-- to make the catalogue (cluster members at low latitude included, as in section 4.2.3).
+CREATE OR REPLACE VIEW xpdb.final_sample AS
+SELECT p.* FROM xpdb.source_photometry AS p
+WHERE p.phot_bp_rp_excess_factor < 1.15 + 0.19 * p.bp_rp0 ^ 2
+  AND p.bp_rp0 > 0.7 AND p.bp_rp0 < 1.9
+  AND p.m_g < -(p.bp_rp0 ^ 2) + 6.5 * p.bp_rp0 - 1.8
+  AND abs(p.z_kpc) > 0.2;
+
 -- The model's colour domain (section 4.2): where UA-CSNet may be applied.
 CREATE OR REPLACE VIEW xpdb.model_domain AS
 SELECT p.* FROM xpdb.source_photometry AS p WHERE p.bp_rp0 > 0.7 AND p.bp_rp0 < 1.9;

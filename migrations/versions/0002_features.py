@@ -46,7 +46,7 @@ def _reader_exists() -> bool:
 
 
 def downgrade() -> None:
-    op.execute("DROP VIEW IF EXISTS xpdb.model_domain, xpdb.giant_sample, xpdb.source_photometry")
+    op.execute("DROP VIEW IF EXISTS xpdb.model_domain, xpdb.final_sample, xpdb.giant_sample, xpdb.source_photometry")
     op.execute("DROP FUNCTION IF EXISTS xpdb.abs_g(real, real, real, double precision), "
                "xpdb.distance_pc(real, double precision), xpdb.g0(real, real), xpdb.bp_rp0(real, real)")
     op.execute("DROP TABLE IF EXISTS xpdb.xp_features, xpdb.preprocessing")

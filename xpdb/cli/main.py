@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from xpdb import __version__
-from xpdb.cli import db, ingest, jobs, models, query, spectra
+from xpdb.cli import db, ingest, jobs, models, query, report, spectra
 
 app = typer.Typer(
     name="xpdb",
@@ -24,6 +24,8 @@ app.add_typer(jobs.jobs_app, name="jobs")
 app.command("cone")(query.cone)
 app.command("query")(query.query)
 app.add_typer(query.export_app, name="export")
+app.command("report")(report.report)
+app.command("demo")(report.demo)
 
 
 @app.command()

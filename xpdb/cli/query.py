@@ -83,12 +83,8 @@ def query(
     """Run ADQL (translated to PostgreSQL with q3c) read-only, as the Gaia archive's users write it."""
     import sys
 
+    from xpdb.query.adql import ADQLError, to_postgresql
     from xpdb.query.run import QueryError, run_readonly
-
-    try:
-        from xpdb.query.adql import ADQLError, to_postgresql
-    except ImportError:  # pragma: no cover - only while the ADQL module is absent
-        ADQLError, to_postgresql = QueryError, None
 
     if text == "-":
         text = sys.stdin.read()

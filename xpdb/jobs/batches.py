@@ -1,7 +1,8 @@
 """Inference jobs in the database: create, split into source_id ranges, list, retry, cancel.
 
 A job selects sources (by default the model's domain: ``giant_sample``, which includes
-0.7 < (BP-RP)_0 < 1.9; ``--all`` drops the cuts) that have XP spectra, and splits them in
+0.7 < (BP-RP)_0 < 1.9; ``final_sample`` is the paper's catalogue selection, the first three
+cuts; ``--all`` drops the cuts) that have XP spectra, and splits them in
 source_id order into batches of ``batch_size``, each stored as a (first, last) source_id
 range in ``job_batch``. Workers anywhere that reach the database lease batches.
 """
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-SELECTIONS = ("giant_sample", "model_domain", "all")
+SELECTIONS = ("giant_sample", "final_sample", "model_domain", "all")
 
 
 class JobError(RuntimeError):

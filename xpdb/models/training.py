@@ -97,8 +97,12 @@ class TrainingOutcome:
 def train_uacsnet(url: str, *, labels: str, test_labels: str | None = None, name: str = "uacsnet",
                   config: UACSNetConfig | None = None, preprocessing: Preprocessing = Preprocessing(),
                   ablation: bool = True, on_epoch: Callable | None = None,
-                  on_stage: Callable[[str], None] | None = None) -> TrainingOutcome:
-    """Build the sets, train, evaluate (and the unweighted ablation), store the model; see module doc."""
+                  on_stage: Callable[[str], None] | None = None, reuse_existing: bool = False) -> TrainingOutcome:
+    """Build the sets, train, evaluate (and the unweighted ablation), store the model; see module doc.
+
+    With ``reuse_existing`` a stored version of ``name`` with the same hyperparameters, test
+    catalogue and training-set hash is returned instead of training again.
+    """
     from xpdb.models.backend import device
 
     config = config or UACSNetConfig()
@@ -116,6 +120,13 @@ def train_uacsnet(url: str, *, labels: str, test_labels: str | None = None, name
     if len(training) < 50:
         raise ValueError(f"only {len(training)} stars of {labels!r} pass giant_sample with usable features; "
                          "UA-CSNet needs at least 50")
+    digest = training.digest(preprocessing.version)
+    if reuse_existing:
+        with psycopg.connect(url) as conn:
+            for record in reversed(registry.list_models(conn)):
+                if (record.name == name and record.training_set_hash == digest and record.test_catalog == test_labels
+                        and record.hyperparameters == config.to_dict()):
+                    return TrainingOutcome(record, record.metrics or {})
     stage("training")
     result = train(training.flux, training.flux_error, training.feh, training.bp_rp0, config, on_epoch=on_epoch)
     train_feh, train_err = predict(result.model, training.flux, training.flux_error)
@@ -143,6 +154,6 @@ def train_uacsnet(url: str, *, labels: str, test_labels: str | None = None, name
         record = registry.save(
             conn, kind="uacsnet", name=name, hyperparameters=config.to_dict(), artifact=to_bytes(result.model),
             preprocessing_id=pid, metrics=metrics, training_catalog=labels, test_catalog=test_labels,
-            training_set_hash=training.digest(preprocessing.version), n_train=len(training), device=device())
+            training_set_hash=digest, n_train=len(training), device=device())
         conn.commit()
     return TrainingOutcome(record, metrics)

@@ -27,14 +27,21 @@ PostgreSQL quoted), and the nodes whose meaning differs are rewritten:
   may be ``''`` or ICRS (with any reference position); all values are ICRS degrees.
 - Functions: CEILING -> ceil, LOG -> ln, LOG10 -> log10, TRUNCATE -> trunc, RAND() ->
   random() (a seed is ignored), ROUND/TRUNCATE with digits and MOD go through numeric and
-  return double precision; LOWER, UPPER, COALESCE, ``CAST(x AS type)`` (ADQL 2.1 types) and
-  Gaia's ``GAIA_HEALPIX_INDEX(n, source_id)`` are added on top of the grammar by retyping
-  their tokens before parsing; any other function name is an error. ``^`` (bitwise xor)
-  becomes ``#``, hexadecimal literals become decimal.
+  return double precision; LOWER, UPPER, COALESCE, ``CAST(x AS type)`` (the ADQL 2.1 types)
+  and Gaia's ``GAIA_HEALPIX_INDEX(n, source_id)``; any other function name is an error.
+  ``^`` (bitwise xor) becomes ``#``, hexadecimal literals become decimal.
 - Schema ``gaiadr3`` is mapped to ``xpdb``; other names are left as written.
 
-The grammar has no CASE, no block comments, and GROUP BY / ORDER BY only what it lists;
-anything it cannot parse is an :class:`ADQLError` with the 1-based line and column.
+Before parsing, the token stream is adapted where the grammar falls short: the SQL words the
+lexer reserves but no rule uses (``catalog``, ``zone``, ``size``, ``value``, ``e``...) are read
+as names; ``LOWER(``, ``UPPER(``, ``COALESCE(`` as function calls; ``CAST(x AS type)`` as a
+call whose type is checked against a list. Parsing is two-stage (fast SLL, then full LL when
+that fails, for the error message).
+
+Limits, from the grammar: no CASE, no scalar subqueries in expressions (subqueries go in FROM,
+IN and EXISTS), IS NULL only on columns, only ASCII in names and strings, no block comments;
+brackets may nest 40 deep. Anything that does not parse is an :class:`ADQLError` with the
+1-based line and column. The SQL may contain ``%`` in literals: run it without parameters.
 """
 
 from __future__ import annotations
@@ -44,6 +51,9 @@ import threading
 from dataclasses import dataclass
 
 import antlr4
+from antlr4.atn.PredictionMode import PredictionMode
+from antlr4.error.Errors import ParseCancellationException
+from antlr4.error.ErrorStrategy import BailErrorStrategy, DefaultErrorStrategy
 from antlr4.ListTokenSource import ListTokenSource
 from antlr4.ParserRuleContext import ParserRuleContext
 from antlr4.Token import CommonToken
@@ -71,12 +81,23 @@ _CAST_TYPE = re.compile(r"^(SMALLINT|INTEGER|INT|BIGINT|REAL|DOUBLE PRECISION|TI
                         r"|(CHAR|CHARACTER|VARCHAR|CHARACTER VARYING)(?: \( (\d+) \))?)$")
 _PG_TYPES = {"INT": "integer", "CHARACTER": "char", "CHARACTER VARYING": "varchar"}
 _SIMPLE = re.compile(r'^[\w."]+$')
-# keywords of the lexer that are plain function names when a '(' follows
-_FUNCTION_KEYWORDS = {L.LOWER, L.UPPER, L.COALESCE}
+
+
+def _unused_tokens() -> frozenset[int]:
+    """Token types that no parser rule uses (among them SQL's reserved words: CATALOG, ZONE, E...)."""
+    used = {n for state in P.atn.states for t in state.transitions if t.label is not None
+            for interval in t.label.intervals for n in interval}
+    return frozenset(range(1, len(L.symbolicNames))) - used
+
+
+# words read as names: those the grammar never uses (so 'catalog' is a column), and LOWER before '('
+_NAME_WORDS = _unused_tokens() - {L.CAST, L.CASE, L.WHEN, L.THEN, L.ELSE, L.END}
+_WORD = re.compile(r"^[A-Za-z_]\w*$")
 _SET_OPERATORS = {L.UNION, L.EXCEPT, L.INTERSECT}
 _MATH = {"ABS": "abs", "CEILING": "ceil", "DEGREES": "degrees", "EXP": "exp", "FLOOR": "floor",
          "LOG": "ln", "LOG10": "log10", "PI": "pi", "POWER": "power", "RADIANS": "radians",
          "SQRT": "sqrt", "ROUND": "round", "TRUNCATE": "trunc"}
+_MAX_NESTING = 40  # brackets
 _PARSE_LOCK = threading.Lock()  # the ANTLR runtime shares its prediction caches between parsers
 
 
@@ -93,10 +114,10 @@ class ADQLError(ValueError):
 
 @dataclass
 class TranslatedQuery:
-    """The PostgreSQL to run and the TOP n of the query, if any (already applied as LIMIT)."""
+    """The PostgreSQL to run, and the TOP n of the outer SELECT if any (None for a UNION); already a LIMIT."""
 
-    sql: str
-    top: int | None
+    sql: str  # PostgreSQL to run
+    top: int | None  # the TOP n of the query, if any (already applied as LIMIT in sql)
 
 
 def to_postgresql(adql: str, *, max_rows: int | None = None) -> TranslatedQuery:
@@ -113,16 +134,31 @@ def to_postgresql(adql: str, *, max_rows: int | None = None) -> TranslatedQuery:
 
 def _error_at(node, message: str) -> ADQLError:
     """An ADQLError at a parse-tree node or a token."""
-    token = node.symbol if isinstance(node, TerminalNode) else node.start if isinstance(node, ParserRuleContext) else node
+    if isinstance(node, TerminalNode):
+        node = node.symbol
+    token = node.start if isinstance(node, ParserRuleContext) else node
     return ADQLError(message, token.line, token.column + 1)
 
 
 class _Listener(ErrorListener):
+    """Keeps the first lexer or parser error as an ADQLError naming the offending token."""
+
     def __init__(self):
-        self.errors: list[ADQLError] = []
+        self.error: ADQLError | None = None
+        self.end: CommonToken | None = None  # the ';' added after the query, if any
 
     def syntaxError(self, recognizer, offendingSymbol, line, column, msg, e):  # noqa: N802, N803
-        self.errors.append(ADQLError(f"syntax error: {msg}", line, column + 1))
+        if self.error is not None:
+            return
+        if offendingSymbol is None:  # the lexer's
+            self.error = ADQLError(f"syntax error: {msg}", line, column + 1)
+            return
+        if offendingSymbol.type == antlr4.Token.EOF or offendingSymbol is self.end:
+            found = "end of the query"
+        else:
+            found = repr(offendingSymbol.text)
+        expecting = f", expecting {msg.split(' expecting ', 1)[1]}" if " expecting " in msg else ""
+        self.error = ADQLError(f"syntax error: unexpected {found}{expecting}", line, column + 1)
 
 
 def _parse(adql: str):
@@ -132,26 +168,45 @@ def _parse(adql: str):
     lexer.removeErrorListeners()
     lexer.addErrorListener(listener)
     tokens = [t for t in lexer.getAllTokens() if t.channel == antlr4.Token.DEFAULT_CHANNEL]
-    if listener.errors:
-        raise listener.errors[0]
+    if listener.error:
+        raise listener.error
     if not tokens:
         raise ADQLError("the query is empty")
     if tokens[0].type not in (L.SELECT, L.WITH, L.LPAREN):
         raise _error_at(tokens[0], f"only a single SELECT query is allowed, not {tokens[0].text.upper()}")
+    depth = 0
+    for token in tokens:  # the parser's time grows steeply with nesting (and Python's stack is finite)
+        depth += {L.LPAREN: 1, L.RPAREN: -1}.get(token.type, 0)
+        if depth > _MAX_NESTING:
+            raise _error_at(token, f"brackets nest more than {_MAX_NESTING} deep")
     casts = _adapt_tokens(tokens)
     if tokens[-1].type != L.SEMI:  # the grammar wants the ';'
-        tokens.append(_token(L.SEMI, ";", tokens[-1]))
+        last = tokens[-1]
+        listener.end = _token(L.SEMI, ";", last)
+        if "\n" not in last.text:
+            listener.end.column += len(last.text)
+        tokens.append(listener.end)
     stream = antlr4.CommonTokenStream(ListTokenSource(tokens))
     parser = P(stream)
     parser.removeErrorListeners()
     parser.addErrorListener(listener)
-    tree = parser.query()
-    if listener.errors:
-        raise listener.errors[0]
+    # two-stage parsing: SLL prediction is some 30x faster and right for nearly every query;
+    # when it fails, full LL parses again (and reports the error, if there is one)
+    parser._interp.predictionMode = PredictionMode.SLL
+    parser._errHandler = BailErrorStrategy()
+    try:
+        tree = parser.query()
+    except ParseCancellationException:
+        stream.seek(0)
+        parser.reset()
+        parser._interp.predictionMode = PredictionMode.LL
+        parser._errHandler = DefaultErrorStrategy()
+        tree = parser.query()
+    if listener.error:
+        raise listener.error
     extra = stream.LT(1)
     if extra.type != antlr4.Token.EOF:
-        raise ADQLError("only a single SELECT query is allowed; remove what follows its end",
-                        extra.line, extra.column + 1)
+        raise _error_at(extra, "only a single SELECT query is allowed; remove what follows its end")
     return tree, casts
 
 
@@ -162,18 +217,17 @@ def _token(kind: int, text: str, at) -> CommonToken:
 
 
 def _adapt_tokens(tokens: list) -> dict:
-    """Make LOWER/UPPER/COALESCE/CAST parse as function calls (in place); CAST types by name token.
+    """Read unused SQL words as names and CAST(...) as a call (in place); the CAST types by name token.
 
     ``CAST(x AS type)`` becomes ``CAST(x, 'type')``: the type is checked here and
     remembered, and the literal standing in for it is never emitted.
     """
     casts = {}
     i = 0
-    while i < len(tokens) - 1:
+    while i < len(tokens):
         token = tokens[i]
-        if tokens[i + 1].type == L.LPAREN and token.type in _FUNCTION_KEYWORDS:
-            token.type = L.ID
-        elif tokens[i + 1].type == L.LPAREN and token.type == L.CAST:
+        call = i + 1 < len(tokens) and tokens[i + 1].type == L.LPAREN
+        if call and token.type == L.CAST:
             depth, as_at, end = 0, None, None
             for j in range(i + 1, len(tokens)):
                 depth += {L.LPAREN: 1, L.RPAREN: -1}.get(tokens[j].type, 0)
@@ -193,6 +247,8 @@ def _adapt_tokens(tokens: list) -> dict:
             token.type = L.ID
             casts[token] = pg_type
             tokens[as_at:end] = [_token(L.COMMA, ",", tokens[as_at]), _token(L.CSL, "''", tokens[as_at])]
+        elif token.type in _NAME_WORDS and _WORD.match(token.text) or call and token.type == L.LOWER:
+            token.type = L.ID
         i += 1
     return casts
 
@@ -245,7 +301,6 @@ class _Emitter:
         self.handlers = {
             P.QueryContext: lambda c: self.emit(c.query_expression()),
             P.Select_queryContext: self._select_query,
-            P.Set_limitContext: self._not_here,
             P.As_clauseContext: lambda c: "AS " + self.emit(c.column_name()),
             P.Correlation_specificationContext: lambda c: "AS " + self.emit(c.correlation_name()),
             P.Derived_columnContext: self._derived_column,
@@ -272,7 +327,6 @@ class _Emitter:
             P.PolygonContext: self._not_here,
             P.BoxContext: self._not_here,
             P.AreaContext: self._not_here,
-            P.Coord_valueContext: self._not_here,
         }
 
     def translate(self, tree) -> TranslatedQuery:
@@ -294,7 +348,14 @@ class _Emitter:
         handler = self.handlers.get(type(node))
         if handler is not None:
             return handler(node)
-        return _join([self.emit(child) for child in node.getChildren()])
+        chain = []  # a left-recursive rule (a AND b AND c...): walk down its first children without recursion
+        while node.getChildCount() > 1 and type(node.getChild(0)) is type(node):
+            chain.append(node)
+            node = node.getChild(0)
+        sql = _join([self.emit(child) for child in node.getChildren()])
+        for parent in reversed(chain):
+            sql = _join([sql, *(self.emit(child) for child in list(parent.getChildren())[1:])])
+        return sql
 
     # -- queries -------------------------------------------------------------------------------
     def _select_query(self, ctx) -> str:
@@ -330,9 +391,9 @@ class _Emitter:
 
     def _not_here(self, ctx):
         name = ctx.start.text.upper()
-        raise _error_at(ctx, f"{name} is only supported inside CONTAINS, INTERSECTS, DISTANCE, "
-                             "COORD1 and COORD2" if name in ("POINT", "CIRCLE", "POLYGON", "BOX")
-                        else f"{name} is not supported here")
+        if name == "AREA":
+            raise _error_at(ctx, "AREA is not supported")
+        raise _error_at(ctx, f"{name} is only supported inside CONTAINS, INTERSECTS, DISTANCE, COORD1 and COORD2")
 
     # -- functions -----------------------------------------------------------------------------
     def _call(self, name: str, args) -> str:
@@ -402,8 +463,10 @@ class _Emitter:
 
     def _point(self, ctx) -> _Pos:
         self._coord_sys(ctx.coord_sys())
-        coords = ctx.coordinates()
-        return self._coordinates(coords.coordinate1(), coords.coordinate2())
+        return self._pair(ctx.coordinates())
+
+    def _pair(self, coordinates) -> _Pos:
+        return self._coordinates(coordinates.coordinate1(), coordinates.coordinate2())
 
     def _coordinates(self, ra, dec) -> _Pos:
         return _Pos(self.emit(ra), self.emit(dec), _has_column(ra) or _has_column(dec))
@@ -435,32 +498,30 @@ class _Emitter:
             self._coord_sys(second.coord_sys())
             centre = second.circle_center()
             if centre.coordinates() is not None:
-                centre_pos = self._coordinates(centre.coordinates().coordinate1(), centre.coordinates().coordinate2())
-            else:
-                centre_pos = self._point_of(centre.coord_value())
-            return self._cone(point, centre_pos, self.emit(second.radius()))
+                return self._cone(point, self._pair(centre.coordinates()), self.emit(second.radius()))
+            return self._cone(point, self._point_of(centre.coord_value()), self.emit(second.radius()))
         if isinstance(second, P.PolygonContext):
             self._coord_sys(second.coord_sys())
             vertices = [self.emit(c) for pair in second.coordinates()
                         for c in (pair.coordinate1(), pair.coordinate2())]
         elif isinstance(second, P.BoxContext):
             self._coord_sys(second.coord_sys())
-            ra, dec = (_paren(self.emit(c)) for c in (second.coordinates().coordinate1(),
-                                                      second.coordinates().coordinate2()))
+            centre = self._pair(second.coordinates())
+            ra, dec = _paren(centre.ra), _paren(centre.dec)
             half_w, half_h = (f"{_paren(self.emit(v))} / 2.0" for v in second.numeric_value_expression())
             vertices = [f"{ra} - {half_w}", f"{dec} - {half_h}", f"{ra} + {half_w}", f"{dec} - {half_h}",
                         f"{ra} + {half_w}", f"{dec} + {half_h}", f"{ra} - {half_w}", f"{dec} + {half_h}"]
         else:
             raise _error_at(ctx.geometry_value_expression(1), f"{name} is only supported with a CIRCLE, "
                             "POLYGON or BOX as its second argument")
-        return f"q3c_poly_query({point.ra}, {point.dec}, CAST(ARRAY[{', '.join(vertices)}] AS double precision[]))"
+        array = f"CAST(ARRAY[{', '.join(vertices)}] AS double precision[])"
+        return f"q3c_poly_query({point.ra}, {point.dec}, {array})"
 
     def _geometry_predicate(self, ctx) -> str:
         value = ctx.INT()
-        if value.getText() not in ("0", "1"):
-            raise _error_at(value, f"{ctx.getChild(0 if ctx.getChild(0) is not value else 2).start.text.upper()}"
-                            " can only be compared with 0 or 1")
         geometry = ctx.contains() if isinstance(ctx, P.Contains_predicateContext) else ctx.intersects()
+        if value.getText() not in ("0", "1"):
+            raise _error_at(value, f"{geometry.start.text.upper()} can only be compared with 0 or 1")
         sql = self._contains(geometry)
         return sql if value.getText() == "1" else f"NOT {sql}"
 

@@ -1,0 +1,86 @@
+"""``xpdb report``: the paper's validation figures and numbers for one model, as PNGs and an HTML page.
+
+Everything shown comes from the SQL views (``validation_summary``, ``cluster_summary``,
+``xm_reference``, ``xm_cluster_members``, ``catalog_all``), so the report, the demo's
+printed summary and any SQL or ADQL query agree by construction.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from xpdb.report import figures
+
+
+@dataclass
+class Report:
+    out: Path
+    index: Path
+    figures: dict[str, Path] = field(default_factory=dict)
+
+
+def _slug(name: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in name.lower()).strip("_")
+
+
+def build_report(url: str, model_id: int, model_ref: str, out: Path) -> Report:
+    """Draw every figure and write ``index.html`` into ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    report = Report(out, out / "index.html")
+    with psycopg.connect(url) as conn:
+        conn.read_only = True
+        catalogs = [r[0] for r in conn.execute(
+            "SELECT DISTINCT catalog FROM xpdb.validation_summary WHERE model_id = %s ORDER BY 1", (model_id,))]
+        for catalog in catalogs:
+            report.figures[f"Residuals against {catalog} (Figures 3, 4, 7, 8)"] = figures.residual_figure(
+                conn, model_id, catalog, out / f"residuals_{_slug(catalog)}.png")
+        report.figures["Predicted errors against residual sigma per G bin (Figure 5)"] = figures.error_figure(
+            conn, model_id, catalogs, out / "errors_vs_sigma.png")
+        report.figures["Star clusters (Figure 9)"] = figures.cluster_figure(conn, model_id, out / "clusters.png")
+        report.figures["[Fe/H] and G distributions (Figure 12)"] = figures.distributions_figure(
+            conn, model_id, out / "distributions.png")
+        report.figures["Predicted-error map in the G-[Fe/H] plane (Figure 11)"] = figures.error_map_figure(
+            conn, model_id, out / "error_map.png")
+        summary = conn.execute(
+            "SELECT catalog, scope, subset, n, bias, sigma, method, median_feh_err FROM xpdb.validation_summary "
+            "WHERE model_id = %s AND scope IN ('g<15', 'all') AND g_min IS NULL ORDER BY catalog, scope DESC, subset",
+            (model_id,)).fetchall()
+        clusters = conn.execute("SELECT cluster, n, n_clipped, feh_mean, feh_sigma, feh_ref FROM xpdb.cluster_summary "
+                                "WHERE model_id = %s ORDER BY feh_ref NULLS LAST", (model_id,)).fetchall()
+    report.index.write_text(_html(model_ref, report, summary, clusters))
+    return report
+
+
+def _fmt(v, digits=3) -> str:
+    return "" if v is None else (f"{v:.{digits}f}" if isinstance(v, float) else str(v))
+
+
+def _html(model_ref: str, report: Report, summary, clusters) -> str:
+    rows = "\n".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in r) + "</tr>" for r in summary)
+    crow = "\n".join("<tr>" + "".join(f"<td>{html.escape(_fmt(v, 2))}</td>" for v in r) + "</tr>" for r in clusters)
+    figs = "\n".join(f'<h2>{html.escape(title)}</h2>\n<p><a href="{p.name}"><img src="{p.name}" alt="{html.escape(title)}" '
+                     f'style="max-width:100%"></a></p>' for title, p in report.figures.items())
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>xpdb report: {html.escape(model_ref)}</title>
+<style>body{{font-family:sans-serif;max-width:1300px;margin:auto}} table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}</style></head><body>
+<h1>UA-CSNet validation report: model {html.escape(model_ref)}</h1>
+<p>Delta[Fe/H] = [Fe/H]<sub>model</sub> - [Fe/H]<sub>ref</sub>; bias and sigma by a Gaussian fit
+(xpdb.validation_summary). All numbers and figures are read from the SQL views of the database.</p>
+<h2>Validation summary</h2>
+<table><tr><th>catalogue</th><th>scope</th><th>subset</th><th>N</th><th>bias</th><th>sigma</th><th>method</th>
+<th>median FEH_err</th></tr>
+{rows}
+</table>
+<h2>Clusters (3-sigma clipped)</h2>
+<table><tr><th>cluster</th><th>N</th><th>clipped</th><th>mean [Fe/H]</th><th>sigma</th><th>reference</th></tr>
+{crow}
+</table>
+{figs}
+</body></html>
+"""

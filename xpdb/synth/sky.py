@@ -45,7 +45,7 @@ CLUSTERS = (
     ("NGC6791", 290.2208, 37.7717, 4100.0, 0.12, 0.31),
 )
 GROUP_FRACTIONS = {"pastel": 0.13, "saga": 0.05, "cluster": 0.015}
-LABEL_ERRORS = {"pastel": 0.07, "saga": 0.10}
+LABEL_ERRORS = {"pastel": 0.07, "saga": 0.07}
 
 
 @dataclass

@@ -1,0 +1,72 @@
+"""``xpdb report`` and ``xpdb demo``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from xpdb.cli.console import console, fail, out
+
+
+def report(model: str = typer.Option(None, "--model", help="NAME[:VERSION] (default: the newest model)."),
+           out_dir: Path = typer.Option(Path("xpdb-report"), "--out", help="Folder for the PNGs and index.html.")) -> None:
+    """The paper's validation figures (3, 4, 5, 7, 8, 9, 11, 12) and numbers, from the SQL views."""
+    from xpdb.cli.query import _model_id
+    from xpdb.db.engine import ready
+    from xpdb.report import build_report
+
+    model_id, ref = _model_id(model)
+    if model_id is None:
+        fail("no model trained yet; run `xpdb train uacsnet --labels CATALOG` (or `xpdb demo`)")
+    result = build_report(ready(), model_id, ref, out_dir)
+    for title, path in result.figures.items():
+        out.print(f"{path}  ({title})")
+    console.print(f"report of {ref}: {result.index}")
+
+
+def demo(n: int = typer.Option(20000, "--n", help="Stars in the synthetic sky."),
+         seed: int = typer.Option(42, "--seed", help="Seed of the synthetic sky."),
+         workers: int = typer.Option(2, "--workers", help="Inference worker processes.")) -> None:
+    """Run the whole pipeline on a synthetic sky (embedded database unless XPDB_DATABASE_URL is set)."""
+    from rich.table import Table
+
+    from xpdb.config import get_settings
+    from xpdb.demo import run_demo
+    from xpdb.db.embedded import EmbeddedError
+
+    settings = get_settings()
+    console.print(f"xpdb demo: database {'embedded in ' + str(settings.home) if settings.embedded else settings.database_url}"
+                  " - [yellow]the sky is synthetic[/] (no real Gaia data is used)")
+    try:
+        result = run_demo(settings.home, n=n, seed=seed, workers=workers, say=console.print)
+    except EmbeddedError as exc:
+        fail(str(exc))
+    s = result.summary
+    stages = Table(title="stages")
+    for col in ("stage", "seconds", "result"):
+        stages.add_column(col)
+    for name, seconds, note in result.stages:
+        stages.add_row(name, f"{seconds:.1f}", note)
+    out.print(stages)
+    out.print("counts: " + ", ".join(f"{k} {v:,}" for k, v in s["counts"].items()))
+    if s["test"]:
+        n_test, bias, sigma, method = s["test"]
+        out.print(f"test on SAGA-like labels, G < 15 (N={n_test}): bias {bias:+.3f} dex, sigma {sigma:.3f} dex ({method})")
+    if s["vmp"]:
+        out.print(f"  very metal-poor ([Fe/H]_ref <= -2, N={s['vmp'][0]}): bias {s['vmp'][1]:+.3f}, sigma {s['vmp'][2]:.3f}")
+    if s.get("vmp_sigma_ablation"):
+        a = s["vmp_sigma_ablation"]
+        out.print(f"  ablation: VMP sigma cost-sensitive {a['cost_sensitive']:.3f} vs unweighted {a['unweighted']:.3f}")
+    out.print(f"predicted VMP ([Fe/H] <= -2): {s['n_vmp']:,}   EMP ([Fe/H] <= -3): {s['n_emp']:,}")
+    clusters = Table(title="clusters: mean [Fe/H] (3-sigma clipped) vs the true value")
+    for col in ("cluster", "N", "mean", "sigma", "true"):
+        clusters.add_column(col, justify="right")
+    for name, count, mean, sigma, ref in s["clusters"]:
+        clusters.add_row(name, str(count), f"{mean:+.2f}", f"{sigma:.2f}", f"{ref:+.2f}")
+    out.print(clusters)
+    out.print(f"report: {result.report}")
+    out.print("try next:")
+    out.print("  xpdb cone 229.6384 2.0810 10arcmin              # NGC 5904's members, nearest first")
+    out.print("  xpdb query \"SELECT TOP 10 source_id, feh, feh_err FROM catalog WHERE feh < -2.5 ORDER BY feh\"")
+    out.print("  xpdb export catalog --format fits --out demo_catalog.fits")

@@ -1,0 +1,47 @@
+"""``xpdb serve``: the IVOA cone search and TAP service over the xpdb database (uvicorn)."""
+
+from __future__ import annotations
+
+import typer
+
+from xpdb.cli.console import console, fail
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0 for every interface)."),
+    port: int = typer.Option(8000, "--port", help="TCP port."),
+    maxrec: int = typer.Option(None, "--maxrec", help="Default MAXREC in rows [env XPDB_SERVE_MAXREC, 10000]."),
+    maxrec_limit: int = typer.Option(None, "--maxrec-limit",
+                                     help="Largest MAXREC a client may ask for [env XPDB_SERVE_MAXREC_LIMIT, 1000000]."),
+    timeout: float = typer.Option(None, "--timeout",
+                                  help="Statement timeout of sync queries and cone searches, seconds "
+                                       "[env XPDB_SERVE_TIMEOUT, 60]."),
+    async_limit: int = typer.Option(None, "--async-limit",
+                                    help="Longest execution duration of an async job, seconds "
+                                         "[env XPDB_SERVE_ASYNC_LIMIT, 3600]."),
+    pool: int = typer.Option(None, "--pool", help="Read-only connections for sync requests [env XPDB_SERVE_POOL, 8]."),
+    workers: int = typer.Option(None, "--async-workers", help="Threads running async jobs [env XPDB_SERVE_ASYNC_WORKERS, 2]."),
+    log_level: str = typer.Option("info", "--log-level", help="uvicorn log level (debug, info, warning, error)."),
+) -> None:
+    """Serve Simple Cone Search (/scs) and TAP 1.1 (/tap) for TOPCAT, pyvo and astroquery."""
+    import uvicorn
+
+    from xpdb.db.embedded import EmbeddedError
+    from xpdb.service.app import create_app, resolve_urls
+    from xpdb.service.settings import ServiceSettings
+
+    try:
+        settings = ServiceSettings.from_env(maxrec=maxrec, maxrec_limit=maxrec_limit, sync_timeout_s=timeout,
+                                            async_duration_limit_s=async_limit, pool_size=pool, async_workers=workers)
+        if settings.async_duration_s > settings.async_duration_limit_s:
+            from dataclasses import replace
+
+            settings = replace(settings, async_duration_s=settings.async_duration_limit_s)
+        database_url, reader_url = resolve_urls()
+    except (ValueError, EmbeddedError) as exc:
+        fail(str(exc))
+    shown = "localhost" if host in ("127.0.0.1", "::1") else host
+    console.print(f"TAP          http://{shown}:{port}/tap\n"
+                  f"cone search  http://{shown}:{port}/scs?RA=...&DEC=...&SR=...")
+    app = create_app(settings, database_url=database_url, reader_url=reader_url)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_graceful_shutdown=5)

@@ -1,0 +1,190 @@
+"""The paper's validation figures, drawn from the SQL views (one source of truth).
+
+Each function reads what it plots from the views - ``xm_reference`` and
+``validation_summary`` (Figures 3, 4, 7, 8 and 5), ``xm_cluster_members`` and
+``cluster_summary`` (Figure 9), ``catalog_all`` (Figures 11 and 12) - and writes a PNG.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import psycopg
+
+FEH_LABEL = "[Fe/H]"
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    # GaiaXPy's plotter switches text.usetex on at import; these figures need no TeX installation.
+    plt.rcParams["text.usetex"] = False
+    return plt
+
+
+def _fetch(conn: psycopg.Connection, sql: str, params: tuple) -> dict[str, np.ndarray]:
+    cur = conn.execute(sql, params)
+    names = [d.name for d in cur.description]
+    rows = cur.fetchall()
+    return {n: np.array([np.nan if r[i] is None else r[i] for r in rows], dtype=float) for i, n in enumerate(names)}
+
+
+def _summary(conn, model_id: int, catalog: str, scope: str, subset: str) -> dict | None:
+    row = conn.execute("SELECT n, bias, sigma, method FROM xpdb.validation_summary WHERE model_id = %s AND catalog = %s "
+                       "AND scope = %s AND subset = %s", (model_id, catalog, scope, subset)).fetchone()
+    return dict(zip(("n", "bias", "sigma", "method"), row)) if row else None
+
+
+def _binned_trend(ax, x, d, edges):
+    """Mean and +-1 sigma of the residuals in bins of x (the red and blue lines of Figures 3-8)."""
+    centres, means, sigmas = [], [], []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (x >= lo) & (x < hi) & np.isfinite(d)
+        if m.sum() >= 5:
+            centres.append(0.5 * (lo + hi))
+            means.append(np.mean(d[m]))
+            sigmas.append(np.std(d[m]))
+    if centres:
+        means, sigmas = np.array(means), np.array(sigmas)
+        ax.plot(centres, means, color="red", lw=1.5)
+        ax.plot(centres, means + sigmas, color="blue", lw=1)
+        ax.plot(centres, means - sigmas, color="blue", lw=1)
+
+
+def residual_figure(conn, model_id: int, catalog: str, path: Path) -> Path:
+    """Figures 3/4/7/8: histogram of Delta[Fe/H], model vs reference, Delta vs [Fe/H], (BP-RP)0, G, E(B-V)."""
+    plt = _plt()
+    d = _fetch(conn, "SELECT feh, feh_ref, delta_feh, bp_rp0, phot_g_mean_mag, ebv, m_g FROM xpdb.xm_reference "
+                     "WHERE model_id = %s AND catalog = %s AND delta_feh IS NOT NULL", (model_id, catalog))
+    stats = _summary(conn, model_id, catalog, "all", "all")
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7.5))
+    ax = axes[0, 0]
+    if stats and stats["n"]:
+        ax.hist(d["delta_feh"], bins=40, color="0.6")
+        ax.set_title(f"N={stats['n']}  bias={stats['bias']:+.3f}  sigma={stats['sigma']:.3f} ({stats['method']})",
+                     fontsize=9)
+    ax.set_xlabel(f"Delta{FEH_LABEL} (model - {catalog})")
+    ax = axes[0, 1]
+    ax.scatter(d["feh_ref"], d["feh"], s=4, c=d["bp_rp0"], cmap="viridis")
+    lims = [np.nanmin([d["feh_ref"].min(initial=-4), -4]), 1]
+    ax.plot(lims, lims, color="red")
+    ax.set_xlabel(f"{FEH_LABEL} {catalog}")
+    ax.set_ylabel(f"{FEH_LABEL} model")
+    for ax, key, label, edges in (
+        (axes[0, 2], "feh_ref", f"{FEH_LABEL} {catalog}", np.arange(-4.5, 1.01, 0.5)),
+        (axes[1, 0], "bp_rp0", "(BP-RP)_0", np.arange(0.7, 1.91, 0.1)),
+        (axes[1, 1], "phot_g_mean_mag", "G", np.arange(5, 18.1, 1)),
+        (axes[1, 2], "ebv", "E(B-V)", np.arange(0, 0.51, 0.05)),
+    ):
+        ax.scatter(d[key], d["delta_feh"], s=3, color="0.5")
+        _binned_trend(ax, d[key], d["delta_feh"], edges)
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_xlabel(label)
+        ax.set_ylabel(f"Delta{FEH_LABEL}")
+    fig.suptitle(f"Model vs {catalog}", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def error_figure(conn, model_id: int, catalogs: list[str], path: Path) -> Path:
+    """Figure 5: median predicted error against the residual sigma, per G bin, per catalogue."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, max(1, len(catalogs)), figsize=(5 * max(1, len(catalogs)), 4.5), squeeze=False)
+    for ax, catalog in zip(axes[0], catalogs):
+        rows = conn.execute("SELECT g_min, g_max, n, sigma, median_feh_err FROM xpdb.validation_summary "
+                            "WHERE model_id = %s AND catalog = %s AND scope = 'g-bin' AND n >= 10 ORDER BY g_min",
+                            (model_id, catalog)).fetchall()
+        if rows:
+            sig = np.array([r[3] for r in rows], float)
+            err = np.array([r[4] for r in rows], float)
+            sc = ax.scatter(sig, err, c=[0.5 * (r[0] + r[1]) for r in rows], cmap="plasma", s=[10 + r[2] / 3 for r in rows])
+            for r, s_, e_ in zip(rows, sig, err):
+                ax.annotate(f"G {r[0]:g}-{r[1]:g}", (s_, e_), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            top = max(np.nanmax(sig), np.nanmax(err)) * 1.2
+            ax.plot([0, top], [0, top], color="k", lw=0.8)
+            ax.plot([0, top], [0, top * 1.5], color="k", lw=0.5, ls=":")
+            ax.plot([0, top], [0, top / 1.5], color="k", lw=0.5, ls=":")
+            fig.colorbar(sc, ax=ax, label="G")
+        ax.set_xlabel("sigma of Delta[Fe/H] (Gaussian fit)")
+        ax.set_ylabel("median predicted FEH_err")
+        ax.set_title(catalog)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def cluster_figure(conn, model_id: int, path: Path) -> Path:
+    """Figure 9: each cluster's [Fe/H] distribution with the Gaussian after 3-sigma clipping."""
+    plt = _plt()
+    clusters = conn.execute("SELECT cluster, n, feh_mean, feh_sigma, feh_ref FROM xpdb.cluster_summary "
+                            "WHERE model_id = %s ORDER BY feh_ref NULLS LAST, cluster", (model_id,)).fetchall()
+    fig, axes = plt.subplots(1, max(1, len(clusters)), figsize=(3.2 * max(1, len(clusters)), 3.4), squeeze=False)
+    for ax, (name, n, mean, sigma, ref) in zip(axes[0], clusters):
+        feh = _fetch(conn, "SELECT feh FROM xpdb.xm_cluster_members WHERE model_id = %s AND cluster = %s "
+                           "AND feh IS NOT NULL", (model_id, name))["feh"]
+        lo, hi = mean - 1.5, mean + 1.5
+        ax.hist(feh, bins=np.linspace(lo, hi, 31), color="0.6")
+        if sigma and sigma > 0:
+            x = np.linspace(lo, hi, 200)
+            width = (hi - lo) / 30
+            ax.plot(x, n * width / (sigma * np.sqrt(2 * np.pi)) * np.exp(-0.5 * ((x - mean) / sigma) ** 2), color="red")
+        if ref is not None:
+            ax.axvline(ref, color="blue", ls="--", label="reference")
+        ax.set_title(f"{name}\n{mean:+.2f} +- {sigma:.2f} (ref {ref:+.2f})" if ref is not None else name, fontsize=9)
+        ax.set_xlabel(FEH_LABEL)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def distributions_figure(conn, model_id: int, path: Path) -> Path:
+    """Figure 12: the [Fe/H] and G distributions of the catalogue."""
+    plt = _plt()
+    d = _fetch(conn, "SELECT feh, phot_g_mean_mag FROM xpdb.catalog_all WHERE model_id = %s AND feh IS NOT NULL",
+               (model_id,))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    axes[0].hist(d["feh"], bins=np.arange(-4.5, 1.01, 0.1), color="0.4")
+    axes[0].set_yscale("log")
+    axes[0].set_xlabel(FEH_LABEL)
+    axes[0].set_ylabel("N")
+    axes[1].hist(d["phot_g_mean_mag"][np.isfinite(d["phot_g_mean_mag"])], bins=np.arange(5, 19.01, 0.25), color="0.4")
+    axes[1].set_xlabel("G")
+    fig.suptitle(f"{len(d['feh']):,} stars", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def error_map_figure(conn, model_id: int, path: Path) -> Path:
+    """Figure 11: the median predicted error in the G - [Fe/H] plane."""
+    plt = _plt()
+    d = _fetch(conn, "SELECT feh, feh_err, phot_g_mean_mag FROM xpdb.catalog_all WHERE model_id = %s "
+                     "AND feh IS NOT NULL", (model_id,))
+    gx = np.arange(5, 18.01, 0.5)
+    fy = np.arange(-4.5, 1.01, 0.25)
+    grid = np.full((len(fy) - 1, len(gx) - 1), np.nan)
+    ix = np.digitize(d["phot_g_mean_mag"], gx) - 1
+    iy = np.digitize(d["feh"], fy) - 1
+    for i in range(len(fy) - 1):
+        for j in range(len(gx) - 1):
+            m = (iy == i) & (ix == j)
+            if m.sum() >= 3:
+                grid[i, j] = np.median(d["feh_err"][m])
+    fig, ax = plt.subplots(figsize=(7, 5))
+    mesh = ax.pcolormesh(gx, fy, grid, cmap="magma_r", shading="flat")
+    fig.colorbar(mesh, ax=ax, label="median FEH_err [dex]")
+    ax.set_xlabel("G")
+    ax.set_ylabel(FEH_LABEL)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
