@@ -75,6 +75,192 @@ BEGIN
 END
 $$;
 
+-- Column descriptions where the creating migration left none (never overwrites). Columns
+-- of views made later (xm_<catalogue>) borrow the description of a same-named column.
+DO $$
+DECLARE
+  d record;
+  target regclass;
+BEGIN
+  FOR d IN SELECT * FROM (VALUES
+      ('gaia_source', 'ingest_run_id', 'Ingest run that loaded the row (xpdb.ingest_run)'),
+      ('prediction', 'job_id', 'Batch job that wrote the prediction (xpdb.job)'),
+      ('prediction', 'created_at', 'Time the prediction was written'),
+      ('xp_band', 'band', 'Photometer: bp or rp'),
+      ('xp_band', 'solution_id', 'Solution identifier'),
+      ('xp_band', 'basis_function_id', 'Identifier of the set of basis functions'),
+      ('xp_band', 'degrees_of_freedom', 'Degrees of freedom of the fit'),
+      ('xp_band', 'n_parameters', 'Number of basis-function coefficients'),
+      ('xp_band', 'n_measurements', 'Number of epoch spectra used'),
+      ('xp_band', 'n_rejected_measurements', 'Number of epoch spectra rejected'),
+      ('xp_band', 'standard_deviation', 'Standard deviation of the fit'),
+      ('xp_band', 'chi_squared', 'Chi-squared of the fit'),
+      ('xp_band', 'coefficients', 'Basis-function coefficients: bytea of little-endian float64 (xpdb.float8_array)'),
+      ('xp_band', 'coefficient_errors', 'Coefficient errors: bytea of little-endian float32 (xpdb.float4_array)'),
+      ('xp_band', 'coefficient_correlations', 'Correlations of the coefficients (upper triangle): bytea of '
+                                              'little-endian float32 (xpdb.float4_array)'),
+      ('xp_band', 'n_relevant_bases', 'Number of relevant basis functions'),
+      ('xp_band', 'relative_shrinking', 'Relative shrinking of the coefficients'),
+      ('xp_band', 'ingest_run_id', 'Ingest run that loaded the row (xpdb.ingest_run)'),
+      ('xp_continuous', 'solution_id', 'Solution identifier'),
+      ('xp_features', 'preprocessing_id', 'Preprocessing that computed the features (xpdb.preprocessing)'),
+      ('xp_features', 'flux', 'Features: dereddened XP flux on 60 pixels, normalised; bytea of float32'),
+      ('xp_features', 'flux_error', 'Uncertainty of the features; bytea of float32'),
+      ('xp_features', 'computed_at', 'Time the features were computed'),
+      ('preprocessing', 'preprocessing_id', 'Preprocessing identifier'),
+      ('preprocessing', 'version', 'Preprocessing version'),
+      ('preprocessing', 'created_at', 'Time the preprocessing was registered'),
+      ('model', 'kind', 'Model kind (uacsnet)'),
+      ('model', 'name', 'Model name'),
+      ('model', 'version', 'Version within the name (NAME:VERSION)'),
+      ('model', 'hyperparameters', 'Training hyperparameters (JSON)'),
+      ('model', 'preprocessing_id', 'Feature preprocessing of the inputs (xpdb.preprocessing)'),
+      ('model', 'training_catalog', 'Reference catalogue of the training labels'),
+      ('model', 'test_catalog', 'Reference catalogue of the test labels'),
+      ('model', 'training_set_hash', 'Hash of the training set'),
+      ('model', 'n_train', 'Number of training stars'),
+      ('model', 'metrics', 'Test metrics (JSON)'),
+      ('model', 'artifact', 'The saved model'),
+      ('model', 'artifact_format', 'Format of the saved model'),
+      ('model', 'package_version', 'xpdb version that trained the model'),
+      ('model', 'device', 'Device the model was trained on'),
+      ('model', 'created_at', 'Time the model was saved'),
+      ('reference_catalog', 'name', 'Reference catalogue name'),
+      ('reference_catalog', 'description', 'Description of the catalogue'),
+      ('reference_catalog', 'reference', 'Bibliographic reference'),
+      ('reference_catalog', 'match_radius_arcsec', 'Cross-match radius for labels without source_id [arcsec]'),
+      ('reference_catalog', 'created_at', 'Time the catalogue was loaded'),
+      ('reference_label', 'label_id', 'Label identifier'),
+      ('reference_label', 'catalog', 'Reference catalogue (xpdb.reference_catalog)'),
+      ('reference_label', 'source_id', 'Gaia DR3 source_id given by the catalogue (NULL: matched by position)'),
+      ('reference_label', 'ra', 'Right ascension given by the catalogue (ICRS) [deg]'),
+      ('reference_label', 'dec', 'Declination given by the catalogue (ICRS) [deg]'),
+      ('reference_label', 'feh', 'Reference [Fe/H] [dex]'),
+      ('reference_label', 'feh_err', 'Uncertainty of the reference [Fe/H] [dex]'),
+      ('reference_label', 'teff', 'Reference effective temperature [K]'),
+      ('reference_label', 'teff_err', 'Uncertainty of the reference effective temperature [K]'),
+      ('reference_label', 'logg', 'Reference surface gravity log g [dex, cgs]'),
+      ('reference_label', 'logg_err', 'Uncertainty of the reference log g [dex]'),
+      ('reference_label', 'original_id', 'Identifier of the star in the catalogue'),
+      ('reference_label', 'match_sep_arcsec', 'Separation of the positional match to Gaia [arcsec]'),
+      ('reference_label', 'extra', 'Other columns of the catalogue (JSON)'),
+      ('reference_label', 'ingest_run_id', 'Ingest run that loaded the row (xpdb.ingest_run)'),
+      ('cluster', 'name', 'Cluster name'),
+      ('cluster', 'reference', 'Bibliographic reference of the cluster [Fe/H]'),
+      ('cluster', 'created_at', 'Time the cluster was loaded'),
+      ('cluster_member', 'member_id', 'Member identifier'),
+      ('cluster_member', 'cluster', 'Cluster name (xpdb.cluster)'),
+      ('cluster_member', 'source_id', 'Gaia DR3 source_id given by the member list (NULL: matched by position)'),
+      ('cluster_member', 'ra', 'Right ascension given by the member list (ICRS) [deg]'),
+      ('cluster_member', 'dec', 'Declination given by the member list (ICRS) [deg]'),
+      ('cluster_member', 'original_id', 'Identifier of the star in the member list'),
+      ('cluster_member', 'match_sep_arcsec', 'Separation of the positional match to Gaia [arcsec]'),
+      ('cluster_member', 'ingest_run_id', 'Ingest run that loaded the row (xpdb.ingest_run)'),
+      ('xm_reference', 'catalog', 'Reference catalogue name'),
+      ('xm_reference', 'label_id', 'Reference label (xpdb.reference_label)'),
+      ('xm_reference', 'original_id', 'Identifier of the star in the reference catalogue'),
+      ('xm_reference', 'teff_ref', 'Reference effective temperature [K]'),
+      ('xm_reference', 'logg_ref', 'Reference surface gravity log g [dex, cgs]'),
+      ('xm_reference', 'match_sep_arcsec', 'Separation of the positional match (NULL: matched by source_id) [arcsec]'),
+      ('xm_cluster_members', 'cluster', 'Cluster name'),
+      ('xm_cluster_members', 'member_id', 'Cluster member (xpdb.cluster_member)'),
+      ('xm_cluster_members', 'original_id', 'Identifier of the star in the member list'),
+      ('validation_summary', 'catalog', 'Reference catalogue'),
+      ('validation_summary', 'scope', 'Stars used: all, g<15 or g-bin'),
+      ('validation_summary', 'subset', 'Subset: all, a reference [Fe/H] bin, vmp ([Fe/H]ref <= -2) or a G bin'),
+      ('validation_summary', 'g_min', 'Lower G of the bin [mag]'),
+      ('validation_summary', 'g_max', 'Upper G of the bin [mag]'),
+      ('validation_summary', 'n', 'Number of stars'),
+      ('validation_summary', 'mean', 'Mean of FEH - FEH_ref [dex]'),
+      ('validation_summary', 'std', 'Standard deviation of FEH - FEH_ref [dex]'),
+      ('validation_summary', 'median', 'Median of FEH - FEH_ref [dex]'),
+      ('validation_summary', 'robust_sigma', 'Robust (MAD-based) sigma of FEH - FEH_ref [dex]'),
+      ('validation_summary', 'bias', 'Bias (Gaussian fit centre) of FEH - FEH_ref [dex]'),
+      ('validation_summary', 'sigma', 'Dispersion (Gaussian fit sigma) of FEH - FEH_ref [dex]'),
+      ('validation_summary', 'method', 'How bias and sigma were obtained'),
+      ('validation_summary', 'median_feh_err', 'Median predicted uncertainty FEH_err [dex]'),
+      ('cluster_summary', 'cluster', 'Cluster name'),
+      ('cluster_summary', 'n_members', 'Members with a prediction'),
+      ('cluster_summary', 'n', 'Members kept after 3-sigma clipping'),
+      ('cluster_summary', 'n_clipped', 'Members removed by the clipping'),
+      ('cluster_summary', 'feh_mean', 'Clipped mean FEH [dex]'),
+      ('cluster_summary', 'feh_sigma', 'Clipped standard deviation of FEH [dex]'),
+      ('cluster_summary', 'delta_mean', 'Clipped mean FEH - literature [Fe/H] [dex]'),
+      ('cluster_summary', 'median_feh_err', 'Median predicted uncertainty FEH_err [dex]'),
+      ('ingest_run', 'run_id', 'Ingest run identifier'),
+      ('ingest_run', 'kind', 'What was loaded: xp, sources, labels or members'),
+      ('ingest_run', 'target', 'Catalogue or cluster loaded into (empty for xp and sources)'),
+      ('ingest_run', 'path', 'Path of the file'),
+      ('ingest_run', 'sha256', 'SHA-256 of the file'),
+      ('ingest_run', 'file_size', 'Size of the file [byte]'),
+      ('ingest_run', 'file_format', 'Format of the file'),
+      ('ingest_run', 'options', 'Loading options (JSON)'),
+      ('ingest_run', 'status', 'running, done or failed'),
+      ('ingest_run', 'rows_read', 'Rows read from the file'),
+      ('ingest_run', 'rows_loaded', 'Rows loaded'),
+      ('ingest_run', 'rows_rejected', 'Rows rejected (xpdb.ingest_reject)'),
+      ('ingest_run', 'next_row', 'Row a resumed load starts from'),
+      ('ingest_run', 'error', 'Error of a failed run'),
+      ('ingest_run', 'started_at', 'Start time'),
+      ('ingest_run', 'finished_at', 'End time'),
+      ('ingest_reject', 'run_id', 'Ingest run (xpdb.ingest_run)'),
+      ('ingest_reject', 'row_number', 'Row number in the file'),
+      ('ingest_reject', 'column_name', 'Column at fault'),
+      ('ingest_reject', 'reason', 'Why the row was rejected'),
+      ('ingest_reject', 'value', 'Value at fault'),
+      ('job', 'job_id', 'Batch job identifier'),
+      ('job', 'kind', 'Job kind (infer)'),
+      ('job', 'selection', 'Sources the job covers'),
+      ('job', 'spec', 'Job options (JSON)'),
+      ('job', 'batch_size', 'Sources per batch'),
+      ('job', 'max_attempts', 'Attempts per batch before it fails'),
+      ('job', 'lease_seconds', 'Lease of a batch on a worker [s]'),
+      ('job', 'state', 'pending, running, done, failed or cancelled'),
+      ('job', 'n_sources', 'Number of sources'),
+      ('job', 'n_batches', 'Number of batches'),
+      ('job', 'created_at', 'Submission time'),
+      ('job', 'finished_at', 'End time'),
+      ('job_batch', 'batch_id', 'Batch identifier'),
+      ('job_batch', 'job_id', 'Batch job (xpdb.job)'),
+      ('job_batch', 'first_source_id', 'First source_id of the range'),
+      ('job_batch', 'last_source_id', 'Last source_id of the range'),
+      ('job_batch', 'n_sources', 'Number of sources in the range'),
+      ('job_batch', 'state', 'pending, running, done, failed or cancelled'),
+      ('job_batch', 'lease_owner', 'Worker holding the lease'),
+      ('job_batch', 'lease_expires', 'End of the lease'),
+      ('job_batch', 'attempts', 'Attempts so far'),
+      ('job_batch', 'error', 'Error of the last failed attempt'),
+      ('job_batch', 'n_predicted', 'Predictions written'),
+      ('job_batch', 'seconds', 'Run time [s]'),
+      ('job_batch', 'started_at', 'Start time'),
+      ('job_batch', 'finished_at', 'End time')) AS v(rel, col, text)
+  LOOP
+    target := to_regclass('xpdb.' || d.rel);
+    IF target IS NOT NULL AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = target AND attname = d.col
+                                      AND NOT attisdropped)
+       AND col_description(target, (SELECT attnum FROM pg_attribute WHERE attrelid = target
+                                    AND attname = d.col)) IS NULL THEN
+      EXECUTE format('COMMENT ON COLUMN xpdb.%I.%I IS %L', d.rel, d.col, d.text);
+    END IF;
+  END LOOP;
+  -- xp_continuous: bp_<field> and rp_<field> take the xp_band description of <field>
+  target := to_regclass('xpdb.xp_continuous');
+  IF target IS NOT NULL THEN
+    FOR d IN SELECT a.attname AS col, upper(left(a.attname, 2)) AS band,
+                    col_description('xpdb.xp_band'::regclass, b.attnum) AS text
+             FROM pg_attribute AS a
+             JOIN pg_attribute AS b ON b.attrelid = 'xpdb.xp_band'::regclass AND b.attname = substr(a.attname, 4)
+             WHERE a.attrelid = target AND a.attname ~ '^(bp|rp)_' AND NOT a.attisdropped
+               AND col_description(target, a.attnum) IS NULL
+    LOOP
+      IF d.text IS NOT NULL THEN
+        EXECUTE format('COMMENT ON COLUMN xpdb.xp_continuous.%I IS %L', d.col, d.band || ': ' || d.text);
+      END IF;
+    END LOOP;
+  END IF;
+END
+$$;
+
 CREATE SCHEMA IF NOT EXISTS tap_schema;
 COMMENT ON SCHEMA tap_schema IS 'TAP 1.1 metadata: the schemas, tables, columns and foreign keys of this service';
 
@@ -116,7 +302,12 @@ WITH cols AS (
     SELECT t.table_name, a.attname::text AS column_name, a.attnum, c.oid AS relid,
            CASE WHEN a.attndims > 0 OR ty.typcategory = 'A' THEN 'array' ELSE ty.typname::text END AS pg_type,
            CASE WHEN ty.typname = 'bpchar' AND a.atttypmod > 4 THEN a.atttypmod - 4 END AS char_length,
-           col_description(c.oid, a.attnum) AS comment
+           col_description(c.oid, a.attnum) AS comment,
+           (SELECT col_description(a2.attrelid, a2.attnum)
+            FROM pg_attribute AS a2 JOIN pg_class AS c2 ON c2.oid = a2.attrelid
+            WHERE c2.relnamespace = c.relnamespace AND a2.attname = a.attname AND a2.attnum > 0
+              AND col_description(a2.attrelid, a2.attnum) IS NOT NULL
+            ORDER BY c2.relkind = 'v', c2.relname LIMIT 1) AS borrowed
     FROM tap_schema.tables AS t
     JOIN pg_namespace AS n ON n.nspname = t.schema_name
     JOIN pg_class AS c ON c.relnamespace = n.oid AND n.nspname || '.' || c.relname = t.table_name
@@ -133,7 +324,7 @@ SELECT cols.table_name, cols.column_name,
             ELSE '*' END::text AS arraysize,
        CASE WHEN cols.pg_type IN ('timestamp', 'timestamptz', 'date') THEN 'timestamp' END::text AS xtype,
        cols.char_length AS "size",
-       coalesce(cols.comment, m.description) AS description,
+       coalesce(cols.comment, m.description, cols.borrowed) AS description,
        NULL::text AS utype,
        m.unit, m.ucd,
        CASE WHEN EXISTS (SELECT 1 FROM pg_index AS i
@@ -183,6 +374,16 @@ COMMENT ON VIEW tap_schema.key_columns IS 'Columns of the foreign keys';
 
 COMMENT ON COLUMN tap_schema.schemas.schema_name IS 'Schema name, as used in queries';
 COMMENT ON COLUMN tap_schema.schemas.description IS 'Description of the schema';
+COMMENT ON COLUMN tap_schema.schemas.utype IS 'Data model type (none here)';
+COMMENT ON COLUMN tap_schema.schemas.schema_index IS 'Suggested order of the schemas';
+COMMENT ON COLUMN tap_schema.tables.utype IS 'Data model type (none here)';
+COMMENT ON COLUMN tap_schema.tables.table_index IS 'Suggested order of the tables';
+COMMENT ON COLUMN tap_schema.columns.utype IS 'Data model type (none here)';
+COMMENT ON COLUMN tap_schema.columns.size IS 'Length of fixed-length text columns (deprecated: see arraysize)';
+COMMENT ON COLUMN tap_schema.columns.std IS '1 if the column is defined by a standard';
+COMMENT ON COLUMN tap_schema.columns.column_index IS 'Suggested order of the columns';
+COMMENT ON COLUMN tap_schema.keys.utype IS 'Data model type (none here)';
+COMMENT ON COLUMN tap_schema.keys.description IS 'Description of the key';
 COMMENT ON COLUMN tap_schema.tables.schema_name IS 'Schema of the table';
 COMMENT ON COLUMN tap_schema.tables.table_name IS 'Fully qualified table name, as used in queries';
 COMMENT ON COLUMN tap_schema.tables.table_type IS 'table or view';

@@ -91,13 +91,15 @@ END
 $$;
 
 -- The paper's validation numbers per model and reference catalogue: overall, per reference
--- [Fe/H] bin, per G bin (with the median predicted error, Figure 5), for G < 15 and all G.
+-- [Fe/H] bin, per G bin (with the median predicted error, Figure 5), for G < 15 and all G,
+-- over the stars that pass the six cuts of giant_sample (prediction flag 32 unset), like the
+-- paper's training and test sets.
 CREATE OR REPLACE VIEW xpdb.validation_summary AS
 WITH x AS (
     SELECT *, CASE WHEN feh_ref <= -3 THEN 'feh<=-3' WHEN feh_ref <= -2 THEN '-3<feh<=-2'
                    WHEN feh_ref <= -1 THEN '-2<feh<=-1' ELSE 'feh>-1' END AS feh_bin,
-           CASE WHEN phot_g_mean_mag < 9 THEN 6 ELSE least(floor(phot_g_mean_mag), 17) END AS g_bin
-    FROM xpdb.xm_reference WHERE delta_feh IS NOT NULL
+           CASE WHEN phot_g_mean_mag < 10 THEN 6 ELSE least(floor(phot_g_mean_mag), 17) END AS g_bin
+    FROM xpdb.xm_reference WHERE delta_feh IS NOT NULL AND flags & 32 = 0  -- the six cuts, as the paper's test set
 ), grouped AS (
     SELECT model_id, catalog, 'all' AS scope, 'all' AS subset, NULL::real AS g_min, NULL::real AS g_max,
            array_agg(delta_feh::double precision) AS d, percentile_cont(0.5) WITHIN GROUP (ORDER BY feh_err) AS med_err
@@ -119,8 +121,8 @@ WITH x AS (
            percentile_cont(0.5) WITHIN GROUP (ORDER BY feh_err)
     FROM x GROUP BY model_id, catalog, feh_bin
     UNION ALL
-    SELECT model_id, catalog, 'g-bin', 'g ' || g_bin::text || '-' || (CASE WHEN g_bin = 6 THEN 9 ELSE g_bin + 1 END)::text,
-           g_bin, CASE WHEN g_bin = 6 THEN 9 ELSE g_bin + 1 END, array_agg(delta_feh::double precision),
+    SELECT model_id, catalog, 'g-bin', 'g ' || g_bin::text || '-' || (CASE WHEN g_bin = 6 THEN 10 ELSE g_bin + 1 END)::text,
+           g_bin, CASE WHEN g_bin = 6 THEN 10 ELSE g_bin + 1 END, array_agg(delta_feh::double precision),
            percentile_cont(0.5) WITHIN GROUP (ORDER BY feh_err)
     FROM x GROUP BY model_id, catalog, g_bin
 )

@@ -98,3 +98,35 @@ def db_url(pg_server, template_url, monkeypatch):
 def conn(db_url):
     with psycopg.connect(db_url, autocommit=True) as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def sky_db(pg_server, template_url, tmp_path_factory):
+    """(url, model record): a 1,500-star synthetic sky with labels, clusters, features and a quick model."""
+    from xpdb.ingest.labels import ingest_labels, ingest_members
+    from xpdb.ingest.runs import ingest_file
+    from xpdb.models.training import train_uacsnet
+    from xpdb.models.uacsnet import UACSNetConfig
+    from xpdb.synth.sky import CLUSTERS, make_sky
+    from xpdb.synth.writers import write_sky
+    from xpdb.xp.store import compute_missing_features
+
+    name = f"xpdb_jobs_{uuid.uuid4().hex[:10]}"
+    admin = _replace_db(pg_server, "postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
+    url = _replace_db(pg_server, name)
+    folder = tmp_path_factory.mktemp("sky")
+    paths = write_sky(make_sky(1500, seed=3), folder, "parquet")
+    ingest_file(url, "sources", paths["gaia_source"])
+    ingest_file(url, "xp", paths["xp_continuous"])
+    ingest_labels(url, paths["labels_pastel"], catalog="PASTEL")
+    ingest_labels(url, paths["labels_saga"], catalog="SAGA")
+    for cluster, *_, feh in CLUSTERS:
+        ingest_members(url, paths[f"members_{cluster}"], cluster=cluster, feh_ref=feh)
+    compute_missing_features(url)
+    outcome = train_uacsnet(url, labels="PASTEL", name="quick", ablation=False,
+                            config=UACSNetConfig(epochs=40, patience=40, passes_per_epoch=10))
+    yield url, outcome.record
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -15,7 +15,7 @@ import numpy as np
 FEH_BINS = ((-np.inf, -3.0, "feh<=-3"), (-3.0, -2.0, "-3<feh<=-2"), (-2.0, -1.0, "-2<feh<=-1"),
             (-1.0, np.inf, "feh>-1"))
 MIN_FIT = 50  # fewer residuals than this: robust estimates (a 32-bin histogram fit is unstable)
-G_EDGES = (6.0, 9.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0)
+G_EDGES = (6.0, 10.0, 11.0, 12.0, 13.0, 14.0, 15.0, 16.0, 17.0, 18.0)
 
 
 def robust(delta: np.ndarray) -> tuple[float, float]:

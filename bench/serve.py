@@ -1,0 +1,235 @@
+"""Load test of `xpdb serve`: concurrent clients of mixed cone search and TAP queries, loopback only.
+
+Builds N synthetic sources (default 200,000) in a 20 x 20 degree patch with one model's
+predictions in a scratch database, starts `xpdb serve` on a free loopback port as a
+separate process, then runs CLIENTS threads (default 16) for SECONDS (default 30), each
+sending, one after another:
+
+- 45% cone searches   /scs?RA&DEC&SR=0.1 (VERB=2, with the model's FEH; ~20 rows)
+- 45% TAP sync         ADQL CONTAINS/CIRCLE r=0.1 deg on xpdb.catalog, BINARY2 VOTable
+- 10% TAP async        create with PHASE=RUN, WAIT for the end, fetch the result, DELETE
+
+at random centres inside the patch. A request counts as an error unless it answers 200 (303
+for async steps) with QUERY_STATUS OK. Prints requests/s and p50/p99 latency overall and
+per kind; exits 1 if any request failed.
+
+    python bench/serve.py [--clients 16] [--seconds 30] [--n 200000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import scratch_database  # noqa: E402
+
+from xpdb.db.engine import with_user  # noqa: E402
+from xpdb.ingest.runs import ingest_file  # noqa: E402
+
+PATCH = (140.0, 160.0, 10.0, 30.0)  # ra min, ra max, dec min, dec max
+RADIUS = 0.1
+MIX = (("scs", 45), ("tap", 45), ("async", 10))
+SERVE = "import typer; from xpdb.cli.serve import serve; typer.run(serve)"
+
+
+def build(n: int) -> str:
+    """A scratch database with n sources and one model's predictions (reused when already built)."""
+    name = "xpdb_bench_serve"
+    from urllib.parse import urlsplit, urlunsplit
+
+    from xpdb.db.engine import database_url
+
+    parts = urlsplit(database_url())
+    url = urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
+    try:
+        with psycopg.connect(url) as conn:
+            have = conn.execute("SELECT (SELECT count(*) FROM xpdb.gaia_source), (SELECT count(*) FROM xpdb.prediction),"
+                                " (SELECT to_regclass('xpdb.uws_job') IS NOT NULL)").fetchone()
+        if have[0] == n and have[1] == n and have[2]:
+            print(f"reusing {name}: {n:,} sources with predictions")
+            return url
+    except psycopg.Error:
+        pass
+    url = scratch_database(name)
+    rng = np.random.default_rng(1)
+    ra_min, ra_max, dec_min, dec_max = PATCH
+    ra = rng.uniform(ra_min, ra_max, n)
+    dec = np.degrees(np.arcsin(rng.uniform(np.sin(np.radians(dec_min)), np.sin(np.radians(dec_max)), n)))
+    with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
+        path = Path(tmp) / "sources.parquet"
+        pq.write_table(pa.table({
+            "source_id": np.arange(1, n + 1, dtype=np.int64) * 1024, "ra": ra, "dec": dec,
+            "phot_g_mean_mag": rng.uniform(8, 18, n).astype(np.float32),
+            "bp_rp": rng.uniform(0.5, 2.0, n).astype(np.float32),
+            "ebv": rng.uniform(0.01, 0.1, n).astype(np.float32),
+            "parallax": rng.uniform(0.05, 3, n), "r_med_geo": rng.uniform(300, 8000, n).astype(np.float32),
+            "phot_bp_rp_excess_factor": rng.uniform(1.1, 1.4, n).astype(np.float32)}), path)
+        t0 = time.perf_counter()
+        ingest_file(url, "sources", path)
+        print(f"loaded {n:,} sources in {time.perf_counter() - t0:.1f} s")
+    with psycopg.connect(url) as conn:
+        model_id = conn.execute("INSERT INTO xpdb.model (kind, name, version, hyperparameters, artifact) "
+                                "VALUES ('uacsnet', 'bench', 1, '{}', '\\x00') RETURNING model_id").fetchone()[0]
+        conn.execute("INSERT INTO xpdb.prediction (model_id, source_id, feh, feh_err, flags) "
+                     "SELECT %s, source_id, -1 + random(), 0.1 + random() / 10, 0 FROM xpdb.gaia_source",
+                     (model_id,))
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE xpdb.prediction")
+    return url
+
+
+def start_server(url: str, pool: int) -> tuple[subprocess.Popen, str]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "XPDB_DATABASE_URL": url,
+           "XPDB_READER_URL": os.environ.get("XPDB_READER_URL") or with_user(url, "xpdb_reader")}
+    process = subprocess.Popen([sys.executable, "-c", SERVE, "--host", "127.0.0.1", "--port", str(port),
+                                "--pool", str(pool), "--log-level", "warning"], env=env)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    with requests.Session() as session:
+        while True:
+            try:
+                if session.get(base + "/tap/availability", timeout=5).status_code == 200:
+                    return process, base
+            except requests.ConnectionError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("xpdb serve did not start")
+            time.sleep(0.2)
+
+
+def centre(rng: random.Random) -> tuple[float, float]:
+    ra_min, ra_max, dec_min, dec_max = PATCH
+    return rng.uniform(ra_min + 1, ra_max - 1), rng.uniform(dec_min + 1, dec_max - 1)
+
+
+def ok_votable(response: requests.Response) -> bool:
+    return response.status_code == 200 and b'name="QUERY_STATUS" value="OK"' in response.content
+
+
+def one_scs(session, base, rng) -> bool:
+    ra, dec = centre(rng)
+    return ok_votable(session.get(base + "/scs", params={"RA": ra, "DEC": dec, "SR": RADIUS}))
+
+
+def adql(rng) -> str:
+    ra, dec = centre(rng)
+    return ("SELECT source_id, ra, dec, phot_g_mean_mag, bp_rp0, feh, feh_err FROM xpdb.catalog "
+            f"WHERE 1 = CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', {ra:.6f}, {dec:.6f}, {RADIUS}))")
+
+
+def one_tap(session, base, rng) -> bool:
+    return ok_votable(session.post(base + "/tap/sync", data={"REQUEST": "doQuery", "LANG": "ADQL",
+                                                               "QUERY": adql(rng)}))
+
+
+def one_async(session, base, rng) -> bool:
+    created = session.post(base + "/tap/async", data={"LANG": "ADQL", "QUERY": adql(rng), "PHASE": "RUN"},
+                           allow_redirects=False)
+    if created.status_code != 303:
+        return False
+    url = created.headers["location"]
+    deadline = time.monotonic() + 60
+    phase = ""
+    while time.monotonic() < deadline:
+        response = session.get(url, params={"WAIT": 10})
+        if response.status_code != 200:
+            return False
+        phase = response.text.split("<uws:phase>", 1)[1].split("<", 1)[0]
+        if phase not in ("PENDING", "QUEUED", "EXECUTING"):
+            break
+    good = phase == "COMPLETED" and ok_votable(session.get(url + "/results/result"))
+    return session.delete(url, allow_redirects=False).status_code == 303 and good
+
+
+def run(base: str, clients: int, seconds: float, seed: int = 0) -> list[tuple[str, float, bool]]:
+    kinds = [k for k, _ in MIX]
+    weights = [w for _, w in MIX]
+    calls = {"scs": one_scs, "tap": one_tap, "async": one_async}
+    records: list[tuple[str, float, bool]] = []
+    lock = threading.Lock()
+    stop = time.monotonic() + seconds
+
+    def client(i: int) -> None:
+        rng = random.Random(seed * 1000 + i)
+        local = []
+        with requests.Session() as session:
+            while time.monotonic() < stop:
+                kind = rng.choices(kinds, weights)[0]
+                t0 = time.perf_counter()
+                try:
+                    good = calls[kind](session, base, rng)
+                except requests.RequestException:
+                    good = False
+                local.append((kind, time.perf_counter() - t0, good))
+        with lock:
+            records.extend(local)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return records
+
+
+def report(records, seconds: float) -> int:
+    print(f"\n{'kind':<8s} {'requests':>9s} {'errors':>7s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s}")
+    for kind in ["all"] + [k for k, _ in MIX]:
+        rows = [r for r in records if kind == "all" or r[0] == kind]
+        if not rows:
+            continue
+        latency = np.array([r[1] for r in rows]) * 1000
+        errors = sum(not r[2] for r in rows)
+        print(f"{kind:<8s} {len(rows):>9,d} {errors:>7,d} {len(rows) / seconds:>8.1f} "
+              f"{np.percentile(latency, 50):>8.1f} {np.percentile(latency, 99):>8.1f}")
+    return sum(not r[2] for r in records)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--n", type=int, default=200_000)
+    parser.add_argument("--pool", type=int, default=8, help="read-only connections of the server")
+    args = parser.parse_args()
+    if not 0 < args.seconds <= 600 or not 0 < args.clients <= 256:
+        raise SystemExit("keep the run bounded: 0 < --seconds <= 600, 0 < --clients <= 256")
+    url = build(args.n)
+    process, base = start_server(url, args.pool)
+    try:
+        run(base, args.clients, 2.0, seed=99)  # warm-up, not counted
+        print(f"{args.clients} clients for {args.seconds:g} s against {base} "
+              f"(mix {', '.join(f'{k} {w}%' for k, w in MIX)}; {os.cpu_count()} CPUs shared with PostgreSQL)")
+        records = run(base, args.clients, args.seconds)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    errors = report(records, args.seconds)
+    sys.exit(1 if errors else 0)
+
+
+if __name__ == "__main__":
+    main()
