@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import psycopg
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -29,6 +28,7 @@ from _common import ratio_line, scratch_database, timer  # noqa: E402
 from xpdb.db.copy import copy_binary  # noqa: E402
 from xpdb.ingest import xp as xp_mod  # noqa: E402
 from xpdb.ingest.runs import ingest_file  # noqa: E402
+from xpdb.synth.writers import text_arrays  # noqa: E402
 
 K = 55
 NCORR = K * (K - 1) // 2
@@ -58,17 +58,6 @@ def synthetic_table(n: int, seed: int = 0) -> pa.Table:
     return pa.table(cols)
 
 
-def _text_arrays(table: pa.Table, open_: str, close: str) -> pa.Table:
-    out = {}
-    for name in table.column_names:
-        col = table.column(name).combine_chunks()
-        if pa.types.is_list(col.type):
-            strings = pc.binary_join(col.cast(pa.list_(pa.string())), ", ")
-            col = pc.binary_join_element_wise(open_, strings, close, "")
-        out[name] = col
-    return pa.table(out)
-
-
 def write_formats(table: pa.Table, folder: Path) -> dict[str, Path]:
     from astropy.io.votable import from_table
     from astropy.table import Table
@@ -77,7 +66,7 @@ def write_formats(table: pa.Table, folder: Path) -> dict[str, Path]:
     paths["parquet"] = folder / "xp.parquet"
     pq.write_table(table, paths["parquet"])
     paths["csv"] = folder / "xp.csv"
-    pacsv.write_csv(_text_arrays(table, "(", ")"), paths["csv"])
+    pacsv.write_csv(text_arrays(table, "(", ")"), paths["csv"])
     # ECSV: astropy writes the YAML header (from a 1-row table); pyarrow writes the body fast.
     paths["ecsv"] = folder / "xp.ecsv"
     one = Table({name: ([np.asarray(v) for v in table.column(name)[:1].to_pylist()]
@@ -86,7 +75,7 @@ def write_formats(table: pa.Table, folder: Path) -> dict[str, Path]:
     one.write(folder / "one.ecsv", format="ascii.ecsv", delimiter=",")
     header = [line for line in (folder / "one.ecsv").read_text().splitlines() if line.startswith("#")]
     body = folder / "body.csv"
-    pacsv.write_csv(_text_arrays(table, "[", "]"), body)
+    pacsv.write_csv(text_arrays(table, "[", "]"), body)
     with open(paths["ecsv"], "w") as fh:
         fh.write("\n".join(header) + "\n")
         fh.write(body.read_text())

@@ -13,7 +13,7 @@ at random centres inside the patch. A request counts as an error unless it answe
 for async steps) with QUERY_STATUS OK. Prints requests/s and p50/p99 latency overall and
 per kind; exits 1 if any request failed.
 
-    python bench/serve.py [--clients 16] [--seconds 30] [--n 200000]
+    python bench/serve.py [--clients 16] [--seconds 30] [--n 200000] [--processes 1]
 """
 
 from __future__ import annotations
@@ -59,8 +59,9 @@ def build(n: int) -> str:
     url = urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
     try:
         with psycopg.connect(url) as conn:
-            have = conn.execute("SELECT (SELECT count(*) FROM xpdb.gaia_source), (SELECT count(*) FROM xpdb.prediction),"
-                                " (SELECT to_regclass('xpdb.uws_job') IS NOT NULL)").fetchone()
+            have = conn.execute("SELECT (SELECT count(*) FROM xpdb.gaia_source), "
+                                "(SELECT count(*) FROM xpdb.prediction), "
+                                "(SELECT to_regclass('xpdb.uws_job') IS NOT NULL)").fetchone()
         if have[0] == n and have[1] == n and have[2]:
             print(f"reusing {name}: {n:,} sources with predictions")
             return url
@@ -94,14 +95,15 @@ def build(n: int) -> str:
     return url
 
 
-def start_server(url: str, pool: int) -> tuple[subprocess.Popen, str]:
+def start_server(url: str, pool: int, processes: int) -> tuple[subprocess.Popen, str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {**os.environ, "XPDB_DATABASE_URL": url,
            "XPDB_READER_URL": os.environ.get("XPDB_READER_URL") or with_user(url, "xpdb_reader")}
     process = subprocess.Popen([sys.executable, "-c", SERVE, "--host", "127.0.0.1", "--port", str(port),
-                                "--pool", str(pool), "--log-level", "warning"], env=env)
+                                "--pool", str(pool), "--processes", str(processes), "--log-level", "warning"],
+                               env=env)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     with requests.Session() as session:
@@ -209,15 +211,16 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--n", type=int, default=200_000)
-    parser.add_argument("--pool", type=int, default=8, help="read-only connections of the server")
+    parser.add_argument("--pool", type=int, default=8, help="read-only connections per server process")
+    parser.add_argument("--processes", type=int, default=1, help="server processes (xpdb serve --processes)")
     args = parser.parse_args()
     if not 0 < args.seconds <= 600 or not 0 < args.clients <= 256:
         raise SystemExit("keep the run bounded: 0 < --seconds <= 600, 0 < --clients <= 256")
     url = build(args.n)
-    process, base = start_server(url, args.pool)
+    process, base = start_server(url, args.pool, args.processes)
     try:
         run(base, args.clients, 2.0, seed=99)  # warm-up, not counted
-        print(f"{args.clients} clients for {args.seconds:g} s against {base} "
+        print(f"{args.clients} clients for {args.seconds:g} s against {base} ({args.processes} server process(es)) "
               f"(mix {', '.join(f'{k} {w}%' for k, w in MIX)}; {os.cpu_count()} CPUs shared with PostgreSQL)")
         records = run(base, args.clients, args.seconds)
     finally:

@@ -20,7 +20,8 @@ FORMATS = ("fits", "parquet", "ecsv", "csv")
 SUFFIX = {"fits": ".fits", "parquet": ".parquet", "ecsv": ".ecsv", "csv": ".csv"}
 
 
-def _text_arrays(table: pa.Table, open_: str, close: str) -> pa.Table:
+def text_arrays(table: pa.Table, open_: str, close: str) -> pa.Table:
+    """List columns as the archive's bracketed text, e.g. ``(1.0, 2.0)`` with ``open_='('``."""
     out = {}
     for name in table.column_names:
         col = table.column(name).combine_chunks()
@@ -68,7 +69,7 @@ def write_table(table: pa.Table, path: Path, fmt: str, meta: dict) -> Path:
     elif fmt == "csv":
         comment = "# " + "; ".join(f"{k}={v}" for k, v in meta.items()) + "\n"
         body = path.with_suffix(".body")
-        pacsv.write_csv(_text_arrays(table, "(", ")"), body)
+        pacsv.write_csv(text_arrays(table, "(", ")"), body)
         with open(path, "w") as fh:
             fh.write(comment)
             with open(body) as src:
@@ -82,7 +83,7 @@ def write_table(table: pa.Table, path: Path, fmt: str, meta: dict) -> Path:
         header = [line for line in tmp.read_text().splitlines() if line.startswith("#")]
         tmp.unlink()
         body = path.with_suffix(".body")
-        pacsv.write_csv(_text_arrays(table, "[", "]"), body)
+        pacsv.write_csv(text_arrays(table, "[", "]"), body)
         with open(path, "w") as fh:
             fh.write("\n".join(header) + "\n")
             with open(body) as src:
