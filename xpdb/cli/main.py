@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from xpdb import __version__
-from xpdb.cli import db, ingest, jobs, models, query, report, spectra
+from xpdb.cli import db, ingest, jobs, models, query, report, serve, spectra
 
 app = typer.Typer(
     name="xpdb",
@@ -26,6 +26,7 @@ app.command("query")(query.query)
 app.add_typer(query.export_app, name="export")
 app.command("report")(report.report)
 app.command("demo")(report.demo)
+app.command("serve")(serve.serve)
 
 
 @app.command()

@@ -227,6 +227,11 @@ class Worker:
             on_batch: Callable[[BatchOutcome], None] | None = None) -> int:
         """Work until no batch is left (or forever with ``wait``). Returns the number of batches done."""
         done = 0
+        for job_id in job_ids or ():  # load the models before leasing, so a lease is never spent starting up
+            try:
+                self._model(get_job(self.conn, job_id).model_id)
+            except Exception:  # a broken model fails its batches, with the error recorded there
+                self.conn.rollback()
         while True:
             lease = self.lease(job_ids)
             if lease is None:

@@ -1,0 +1,130 @@
+"""The documents the service answers with: query results and DALI/SCS error VOTables.
+
+Results keep the units, UCDs and descriptions that ``xpdb.query.columns`` puts on the
+astropy Table. A VOTable result carries ``<INFO name="QUERY_STATUS" value="OK"/>`` before
+its TABLE and, when MAXREC cut it, a second ``QUERY_STATUS`` INFO with value OVERFLOW
+after the TABLE (DALI 1.1). Error documents carry
+``<INFO name="QUERY_STATUS" value="ERROR">message</INFO>`` in a ``results`` RESOURCE
+and, for cone search (SCS 1.03), also ``<INFO ID="Error" name="Error" value="message"/>``
+directly under VOTABLE.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+
+import numpy as np
+from xml.sax.saxutils import escape, quoteattr
+
+from xpdb.query.output import to_votable
+from xpdb.service.params import Format
+
+_VALID_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_OVERFLOW = b'<INFO name="QUERY_STATUS" value="OVERFLOW"/>\n'
+
+
+def result_document(table, fmt: Format, *, overflow: bool, infos: dict[str, object] | None = None) -> bytes:
+    """``table`` as a VOTable, CSV, TSV or FITS document."""
+    infos = infos or {}
+    if fmt.name == "votable":
+        return _votable(table, fmt.serialization or "binary2", overflow, infos)
+    if fmt.name in ("csv", "tsv"):
+        out = io.StringIO()
+        table.write(out, format="ascii.csv" if fmt.name == "csv" else "ascii.tab")
+        return out.getvalue().encode()
+    if fmt.name == "fits":
+        return _fits(table, overflow, infos)
+    raise ValueError(f"unknown format {fmt.name}")
+
+
+def _fits(table, overflow: bool, infos: dict) -> bytes:
+    """A binary table HDU: TUNIT, and TCOMM/TUCD per column; the status and INFOs as HIERARCH cards."""
+    from astropy.io import fits
+
+    names = table.colnames
+    safe_names: list[str] = []
+    for name in names:
+        safe = re.sub(r"[^A-Za-z0-9_]", "_", name) or "col"
+        while safe in safe_names:
+            safe += "_"
+        safe_names.append(safe)
+    copy = table.copy(copy_data=False)
+    copy.meta.clear()
+    if safe_names != names:
+        copy.rename_columns(names, safe_names)
+    for name in safe_names:  # FITS text is ASCII: other text goes as UTF-8 bytes
+        column = copy[name]
+        if column.dtype.kind == "U" and not all(str(v).isascii() for v in column):
+            encoded = np.char.encode(np.asarray(column, dtype=str), "utf-8")
+            description, meta = column.description, dict(column.meta)
+            copy[name] = np.ma.MaskedArray(encoded, mask=np.ma.getmaskarray(column))
+            copy[name].description = description
+            copy[name].meta.update(meta)
+    hdu = fits.table_to_hdu(copy, character_as_bytes=True)
+    for i, name in enumerate(safe_names, 1):
+        column = copy[name]
+        if column.description:
+            hdu.header[f"TCOMM{i}"] = _ascii(column.description)
+        if column.meta.get("ucd"):
+            hdu.header[f"TUCD{i}"] = column.meta["ucd"]
+    hdu.header["HIERARCH QUERY_STATUS"] = "OVERFLOW" if overflow else "OK"
+    for key, value in infos.items():
+        hdu.header[f"HIERARCH {_ascii(key).upper()}"] = _ascii(str(value))
+    out = io.BytesIO()
+    fits.HDUList([fits.PrimaryHDU(), hdu]).writeto(out)
+    return out.getvalue()
+
+
+def _ascii(text: str) -> str:
+    """Printable ASCII for FITS header cards (other characters become '?', whitespace a space)."""
+    return "".join(c if " " <= c <= "~" else (" " if c.isspace() else "?") for c in text)
+
+
+def _votable(table, serialization: str, overflow: bool, infos: dict) -> bytes:
+    from astropy.io.votable.tree import Info
+
+    names = table.colnames
+    ids = [n if _VALID_ID.match(n) else f"col{i}_" + re.sub(r"[^A-Za-z0-9_]", "_", n) for i, n in enumerate(names)]
+    safe = table.copy(copy_data=False)
+    safe.meta.clear()
+    if ids != names:
+        safe.rename_columns(names, ids)
+    vot = to_votable(safe, binary=True)
+    resource = vot.resources[0]
+    resource.type = "results"
+    vtable = resource.tables[0]
+    vtable.format = serialization
+    for field_, name in zip(vtable.fields, names):
+        field_.name = name
+    for key, value in {"QUERY_STATUS": "OK", **infos}.items():
+        info = Info(name=key, value=xml_safe(str(value)))
+        info.ID = None  # astropy makes IDs from names; they could clash with FIELD IDs
+        resource.infos.append(info)
+    out = io.BytesIO()
+    vot.to_xml(out)
+    body = out.getvalue()
+    if overflow:
+        end = body.rfind(b"</RESOURCE>")
+        body = body[:end] + _OVERFLOW + body[end:]
+    return body
+
+
+def xml_safe(text: str) -> str:
+    """``text`` without the control characters that XML 1.0 cannot carry."""
+    return _XML_INVALID.sub("\ufffd", text)
+
+
+def error_document(message: str, *, scs: bool = False) -> bytes:
+    """A VOTable error document with ``message`` (DALI; SCS 1.03 also gets its Error INFO)."""
+    message = xml_safe(" ".join(str(message).split())) or "unknown error"
+    scs_info = f'  <INFO ID="Error" name="Error" value={quoteattr(message)}/>\n' if scs else ""
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n'
+            '<VOTABLE version="1.4" xmlns="http://www.ivoa.net/xml/VOTable/v1.3" '
+            'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">\n'
+            f"{scs_info}"
+            '  <RESOURCE type="results">\n'
+            f'    <INFO name="QUERY_STATUS" value="ERROR">{escape(message)}</INFO>\n'
+            "  </RESOURCE>\n"
+            "</VOTABLE>\n").encode()

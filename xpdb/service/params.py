@@ -1,0 +1,112 @@
+"""DALI request parameters: case-insensitive names, GET query strings and POSTed forms.
+
+Also the shared parameters of TAP and cone search: ``MAXREC`` (capped by the service's
+ceiling) and ``RESPONSEFORMAT`` (``FORMAT`` in TAP 1.0) with the formats we write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+
+
+class ParameterError(ValueError):
+    """A parameter that is missing or has a value the service cannot use (HTTP 400)."""
+
+
+class Params:
+    """Request parameters by upper-cased name; the first value wins when one is repeated."""
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()):
+        self._values: dict[str, list[str]] = {}
+        for key, value in items:
+            self._values.setdefault(key.upper(), []).append(value)
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        values = self._values.get(name.upper())
+        return values[0] if values else default
+
+    def getall(self, name: str) -> list[str]:
+        return list(self._values.get(name.upper(), []))
+
+    def __contains__(self, name: str) -> bool:
+        return name.upper() in self._values
+
+    def items(self) -> list[tuple[str, str]]:
+        return [(k, v) for k, values in self._values.items() for v in values]
+
+    def as_dict(self) -> dict[str, str]:
+        """First value of every parameter (what UWS stores and shows)."""
+        return {k: values[0] for k, values in self._values.items()}
+
+
+async def read_params(request: Request) -> Params:
+    """The query-string parameters and, for POST, the form fields (uploads are refused)."""
+    items = list(request.query_params.multi_items())
+    if request.method == "POST":
+        async with request.form() as form:
+            for key, value in form.multi_items():
+                if isinstance(value, UploadFile):
+                    raise ParameterError("table uploads (UPLOAD) are not supported by this service")
+                items.append((key, value))
+    return Params(items)
+
+
+@dataclass(frozen=True)
+class Format:
+    """An output format: its short name, the media type sent and the VOTable serialization."""
+
+    name: str
+    media_type: str
+    serialization: str | None = None
+
+
+VOTABLE = Format("votable", "application/x-votable+xml", "binary2")
+VOTABLE_TD = Format("votable", "application/x-votable+xml", "tabledata")
+VOTABLE_B = Format("votable", "application/x-votable+xml", "binary")
+CSV = Format("csv", "text/csv; header=present")
+TSV = Format("tsv", "text/tab-separated-values")
+FITS = Format("fits", "application/fits")
+
+_FORMATS = {
+    "votable": VOTABLE, "application/x-votable+xml": VOTABLE, "text/xml": VOTABLE, "application/xml": VOTABLE,
+    "votable/b2": VOTABLE, "votable/binary2": VOTABLE,
+    "application/x-votable+xml;serialization=binary2": VOTABLE, "text/xml;serialization=binary2": VOTABLE,
+    "votable/td": VOTABLE_TD, "votable/tabledata": VOTABLE_TD,
+    "application/x-votable+xml;serialization=tabledata": VOTABLE_TD, "text/xml;serialization=tabledata": VOTABLE_TD,
+    "votable/b": VOTABLE_B, "votable/binary": VOTABLE_B,
+    "application/x-votable+xml;serialization=binary": VOTABLE_B,
+    "csv": CSV, "text/csv": CSV, "text/csv;header=present": CSV,
+    "tsv": TSV, "text/tab-separated-values": TSV,
+    "fits": FITS, "application/fits": FITS, "image/fits": FITS,
+}
+FORMAT_NAMES = ("votable (BINARY2)", "votable/td", "csv", "tsv", "fits")
+
+
+def parse_format(params: Params, default: Format = VOTABLE) -> Format:
+    """RESPONSEFORMAT (or TAP 1.0's FORMAT) as a Format; the default when absent."""
+    raw = params.get("RESPONSEFORMAT") or params.get("FORMAT")
+    if raw is None or not raw.strip():
+        return default
+    key = "".join(raw.split()).lower()
+    if key in _FORMATS:
+        return _FORMATS[key]
+    raise ParameterError(f"RESPONSEFORMAT {raw!r} is not supported; use one of {', '.join(FORMAT_NAMES)} "
+                         "or their media types")
+
+
+def parse_maxrec(params: Params, default: int, ceiling: int) -> int:
+    """MAXREC as a number of rows: the default when absent, never above the ceiling."""
+    raw = params.get("MAXREC")
+    if raw is None or not raw.strip():
+        return min(default, ceiling)
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ParameterError(f"MAXREC must be a non-negative integer, not {raw!r}") from None
+    if value < 0:
+        raise ParameterError(f"MAXREC must be a non-negative integer, not {raw!r}")
+    return min(value, ceiling)

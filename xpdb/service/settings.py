@@ -1,0 +1,82 @@
+"""Limits and defaults of ``xpdb serve``: from ``XPDB_SERVE_*`` environment variables or arguments.
+
+``XPDB_SERVE_MAXREC``           default MAXREC of TAP and cone search (rows, default 10000)
+``XPDB_SERVE_MAXREC_LIMIT``     the MAXREC ceiling (rows, default 1000000)
+``XPDB_SERVE_TIMEOUT``          statement timeout of synchronous queries (seconds, default 60)
+``XPDB_SERVE_ASYNC_DURATION``   default execution duration of async jobs (seconds, default 600)
+``XPDB_SERVE_ASYNC_LIMIT``      longest execution duration a job may ask for (seconds, default 3600)
+``XPDB_SERVE_RETENTION``        time from creation to destruction of a job (seconds, default 7 days)
+``XPDB_SERVE_POOL``             read-only connections for synchronous requests (default 8)
+``XPDB_SERVE_ASYNC_WORKERS``    threads executing async jobs (default 2)
+``XPDB_SERVE_MAX_RESULT_MB``    largest result the planner may expect for one query (MB, default 512)
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+
+_ENV = {
+    "maxrec": "XPDB_SERVE_MAXREC",
+    "maxrec_limit": "XPDB_SERVE_MAXREC_LIMIT",
+    "sync_timeout_s": "XPDB_SERVE_TIMEOUT",
+    "async_duration_s": "XPDB_SERVE_ASYNC_DURATION",
+    "async_duration_limit_s": "XPDB_SERVE_ASYNC_LIMIT",
+    "retention_s": "XPDB_SERVE_RETENTION",
+    "pool_size": "XPDB_SERVE_POOL",
+    "async_workers": "XPDB_SERVE_ASYNC_WORKERS",
+    "max_result_mb": "XPDB_SERVE_MAX_RESULT_MB",
+}
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """What the service allows; every value has a safe default."""
+
+    maxrec: int = 10_000
+    maxrec_limit: int = 1_000_000
+    sync_timeout_s: float = 60.0
+    async_duration_s: int = 600
+    async_duration_limit_s: int = 3600
+    retention_s: int = 7 * 86400
+    pool_size: int = 8
+    async_workers: int = 2
+    max_result_mb: float = 512.0    # refused when EXPLAIN expects more (rows are held in memory)
+    pool_wait_s: float = 30.0       # longest wait for a free connection before answering 503
+    wait_limit_s: float = 30.0      # longest UWS WAIT blocking
+    maintenance_s: float = 30.0     # how often expired jobs are destroyed and orphans recovered
+    poll_s: float = 1.0             # how often idle executors look for jobs queued by other servers
+
+    def __post_init__(self) -> None:
+        if self.maxrec < 0 or self.maxrec_limit < 1 or self.maxrec > self.maxrec_limit:
+            raise ValueError(f"need 0 <= maxrec ({self.maxrec}) <= maxrec_limit ({self.maxrec_limit})")
+        if self.sync_timeout_s <= 0 or self.async_duration_s <= 0 or self.async_duration_limit_s <= 0:
+            raise ValueError("timeouts and execution durations must be positive")
+        if self.max_result_mb <= 0:
+            raise ValueError("max_result_mb must be positive")
+        if self.pool_size < 1 or self.async_workers < 1:
+            raise ValueError("pool_size and async_workers must be at least 1")
+
+    @property
+    def max_result_bytes(self) -> int:
+        return int(self.max_result_mb * 1e6)
+
+    def to_env(self) -> dict[str, str]:
+        """The ``XPDB_SERVE_*`` variables that make :meth:`from_env` return these settings."""
+        return {var: str(getattr(self, name)) for name, var in _ENV.items()}
+
+    @classmethod
+    def from_env(cls, **overrides) -> ServiceSettings:
+        """Defaults, then ``XPDB_SERVE_*`` variables, then the non-None ``overrides``."""
+        values: dict = {}
+        types = {f.name: f.type for f in fields(cls)}
+        for name, var in _ENV.items():
+            raw = os.environ.get(var)
+            if raw:
+                kind = float if types[name] in ("float", float) else int
+                try:
+                    values[name] = kind(raw)
+                except ValueError as exc:
+                    raise ValueError(f"{var}={raw!r} is not a number") from exc
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return replace(cls(), **values)
