@@ -35,7 +35,7 @@ XP_BAND_FIELDS = (
 
 
 def upgrade() -> None:
-    op.execute("CREATE EXTENSION IF NOT EXISTS q3c")
+    op.execute("CREATE EXTENSION IF NOT EXISTS q3c WITH SCHEMA public")
     op.execute("CREATE SCHEMA IF NOT EXISTS xpdb")
 
     op.execute("""

@@ -75,4 +75,4 @@ def cone(ra: float, dec: float, radius: float, *, columns: tuple[str, ...] = DEF
          conn: psycopg.Connection | None = None) -> QueryResult:
     """Run a cone search read-only; ``overflow`` is set when more than ``max_rows`` rows match."""
     sql, params = cone_query(ra, dec, radius, columns=columns, model_id=model_id, limit=limit)
-    return run_readonly(sql, params, max_rows=max_rows, conn=conn)
+    return run_readonly(sql, params, max_rows=max_rows, conn=conn, prepared=True)

@@ -60,19 +60,26 @@ def reader_connect(url: str | None = None) -> psycopg.Connection:
 
 
 def run_readonly(sql: str, params: tuple | dict | None = None, *, max_rows: int = DEFAULT_MAX_ROWS,
-                 timeout_s: float = DEFAULT_TIMEOUT_S, conn: psycopg.Connection | None = None) -> QueryResult:
-    """Run one SELECT read-only with a timeout; at most ``max_rows`` rows, ``overflow`` if more exist."""
+                 timeout_s: float = DEFAULT_TIMEOUT_S, conn: psycopg.Connection | None = None,
+                 prepared: bool = False) -> QueryResult:
+    """Run one SELECT read-only with a timeout; at most ``max_rows`` rows, ``overflow`` if more exist.
+
+    ``prepared`` (for xpdb's own parameterised queries, e.g. cone searches, on a reused
+    connection): a server-side prepared statement with one generic plan. q3c's cone
+    predicate expands into dozens of index ranges, so planning costs more than running.
+    """
     own = conn is None
     conn = conn or reader_connect()
     try:
         conn.rollback()
         conn.autocommit = True  # the transaction below is explicit, so that it can be READ ONLY
         with conn.cursor() as cur:
-            cur.execute("BEGIN READ ONLY")
-            cur.execute(f"SET LOCAL statement_timeout = {int(timeout_s * 1000)}")
-            cur.execute("SET LOCAL search_path = xpdb, public")
+            # one round trip (no parameters: the simple protocol allows several statements)
+            cur.execute(f"BEGIN READ ONLY; SET LOCAL statement_timeout = {int(timeout_s * 1000)}; "
+                        "SET LOCAL search_path = xpdb, public"
+                        + ("; SET LOCAL plan_cache_mode = force_generic_plan" if prepared else ""))
             try:
-                cur.execute(sql, params, prepare=False)
+                cur.execute(sql, params, prepare=prepared)
             except psycopg.Error as exc:
                 raise _query_error(exc, timeout_s) from exc
             if cur.description is None:
@@ -84,12 +91,16 @@ def run_readonly(sql: str, params: tuple | dict | None = None, *, max_rows: int 
             except psycopg.Error as exc:
                 raise _query_error(exc, timeout_s) from exc
         overflow = len(rows) > max_rows
+        # COMMIT of a read-only transaction writes nothing; unlike ROLLBACK it keeps psycopg's
+        # prepared statements (and their generic plans) for the next query on this connection.
+        conn.execute("COMMIT")
         return QueryResult(columns, types, rows[:max_rows], overflow, max_rows)
     finally:
-        try:
-            conn.execute("ROLLBACK")
-        except psycopg.Error:
-            pass
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            try:
+                conn.execute("ROLLBACK")
+            except psycopg.Error:
+                pass
         if own:
             conn.close()
 
