@@ -98,3 +98,25 @@ def test_gaussian_fit_recovers_a_gaussian():
     assert fit["bias"] == pytest.approx(0.05, abs=0.015) and fit["sigma"] == pytest.approx(0.2, rel=0.06)
     small = gaussian_fit(delta[:40])
     assert small["method"] == "robust" and small["n"] == 40
+
+
+def test_same_seed_same_model_and_metrics():
+    """Deterministic training: the same seed and data give identical predictions (tolerance 0)."""
+    from xpdb.models.evaluate import evaluate
+    from xpdb.models.uacsnet import train
+
+    rng = np.random.default_rng(5)
+    n = 300
+    feh = rng.uniform(-3, 0.3, n)
+    flux = (1 + 0.1 * feh[:, None] * np.linspace(1, 0, 60)[None, :] + rng.normal(0, 0.01, (n, 60))).astype(np.float32)
+    err = np.full((n, 60), 0.01, np.float32)
+    colour = rng.uniform(0.8, 1.6, n)
+    config = UACSNetConfig(epochs=30, patience=30, seed=7)
+    runs = [train(flux, err, feh, colour, config) for _ in range(2)]
+    preds = [predict(r.model, flux, err) for r in runs]
+    np.testing.assert_array_equal(preds[0][0], preds[1][0])
+    np.testing.assert_array_equal(preds[0][1], preds[1][1])
+    g = np.full(n, 12.0)
+    assert evaluate(*preds[0], feh, g) == evaluate(*preds[1], feh, g)
+    other = predict(train(flux, err, feh, colour, UACSNetConfig(epochs=30, patience=30, seed=8)).model, flux, err)
+    assert not np.array_equal(other[0], preds[0][0])
