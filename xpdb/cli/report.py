@@ -66,7 +66,21 @@ def demo(n: int = typer.Option(20000, "--n", help="Stars in the synthetic sky.")
         clusters.add_row(name, str(count), f"{mean:+.2f}", f"{sigma:.2f}", f"{ref:+.2f}")
     out.print(clusters)
     out.print(f"report: {result.report}")
+    xpdb = _command_name()
     out.print("try next:")
-    out.print("  xpdb cone 229.6384 2.0810 10arcmin              # NGC 5904's members, nearest first")
-    out.print("  xpdb query \"SELECT TOP 10 source_id, feh, feh_err FROM catalog WHERE feh < -2.5 ORDER BY feh\"")
-    out.print("  xpdb export catalog --format fits --out demo_catalog.fits")
+    out.print(f"  {xpdb} cone 229.6384 2.0810 10arcmin              # NGC 5904's members, nearest first")
+    out.print(f"  {xpdb} query \"SELECT TOP 10 source_id, feh, feh_err FROM catalog WHERE feh < -2.5 ORDER BY feh\"")
+    out.print(f"  {xpdb} export catalog --format fits --out demo_catalog.fits")
+
+
+def _command_name() -> str:
+    """'xpdb' when that is what the shell finds, else the path of this script (e.g. .venv/bin/xpdb)."""
+    import os
+    import shutil
+    import sys
+
+    here = os.path.realpath(sys.argv[0])
+    found = shutil.which("xpdb")
+    if found and os.path.realpath(found) == here:
+        return "xpdb"
+    return os.path.relpath(sys.argv[0]) if os.path.basename(sys.argv[0]) == "xpdb" else "xpdb"

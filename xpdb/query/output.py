@@ -53,12 +53,15 @@ def write_table(table, fmt: str, out: Path | None, *, info: dict | None = None) 
         rich = RichTable(show_lines=False)
         for name in table.colnames:
             unit = table[name].unit
-            rich.add_column(f"{name}" + (f"\n[{unit}]" if unit else ""), justify="right")
+            rich.add_column(f"{name}" + (f"\n[{unit}]" if unit else ""), justify="right", no_wrap=True)
         for row in table:
             rich.add_row(*[_cell(v) for v in row])
         target = open(out, "w") if out else None
         try:
-            Console(file=target or sys.stdout, width=None if target else None).print(rich)
+            console = Console(file=target or sys.stdout)
+            if target or not console.is_terminal:  # a file or a pipe: never cut values to 80 columns
+                console = Console(file=target or sys.stdout, width=100 + 24 * len(table.colnames))
+            console.print(rich)
         finally:
             if target:
                 target.close()
