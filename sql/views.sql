@@ -90,6 +90,7 @@ BEGIN
 END
 $$;
 
+-- (Aggregates are ordered by source_id so that sums, and so the numbers, are reproducible.)
 -- The paper's validation numbers per model and reference catalogue: overall, per reference
 -- [Fe/H] bin, per G bin (with the median predicted error, Figure 5), for G < 15 and all G,
 -- over the stars that pass the six cuts of giant_sample (prediction flag 32 unset), like the
@@ -102,27 +103,27 @@ WITH x AS (
     FROM xpdb.xm_reference WHERE delta_feh IS NOT NULL AND flags & 32 = 0  -- the six cuts, as the paper's test set
 ), grouped AS (
     SELECT model_id, catalog, 'all' AS scope, 'all' AS subset, NULL::real AS g_min, NULL::real AS g_max,
-           array_agg(delta_feh::double precision) AS d, percentile_cont(0.5) WITHIN GROUP (ORDER BY feh_err) AS med_err
+           array_agg(delta_feh::double precision ORDER BY source_id) AS d, percentile_cont(0.5) WITHIN GROUP (ORDER BY feh_err) AS med_err
     FROM x GROUP BY model_id, catalog
     UNION ALL
-    SELECT model_id, catalog, 'g<15', 'all', NULL, NULL, array_agg(delta_feh::double precision),
+    SELECT model_id, catalog, 'g<15', 'all', NULL, NULL, array_agg(delta_feh::double precision ORDER BY source_id),
            percentile_cont(0.5) WITHIN GROUP (ORDER BY feh_err)
     FROM x WHERE phot_g_mean_mag < 15 GROUP BY model_id, catalog
     UNION ALL
-    SELECT model_id, catalog, 'g<15', feh_bin, NULL, NULL, array_agg(delta_feh::double precision),
+    SELECT model_id, catalog, 'g<15', feh_bin, NULL, NULL, array_agg(delta_feh::double precision ORDER BY source_id),
            percentile_cont(0.5) WITHIN GROUP (ORDER BY feh_err)
     FROM x WHERE phot_g_mean_mag < 15 GROUP BY model_id, catalog, feh_bin
     UNION ALL
-    SELECT model_id, catalog, 'g<15', 'vmp', NULL, NULL, array_agg(delta_feh::double precision),
+    SELECT model_id, catalog, 'g<15', 'vmp', NULL, NULL, array_agg(delta_feh::double precision ORDER BY source_id),
            percentile_cont(0.5) WITHIN GROUP (ORDER BY feh_err)
     FROM x WHERE phot_g_mean_mag < 15 AND feh_ref <= -2 GROUP BY model_id, catalog
     UNION ALL
-    SELECT model_id, catalog, 'all', feh_bin, NULL, NULL, array_agg(delta_feh::double precision),
+    SELECT model_id, catalog, 'all', feh_bin, NULL, NULL, array_agg(delta_feh::double precision ORDER BY source_id),
            percentile_cont(0.5) WITHIN GROUP (ORDER BY feh_err)
     FROM x GROUP BY model_id, catalog, feh_bin
     UNION ALL
     SELECT model_id, catalog, 'g-bin', 'g ' || g_bin::text || '-' || (CASE WHEN g_bin = 6 THEN 10 ELSE g_bin + 1 END)::text,
-           g_bin, CASE WHEN g_bin = 6 THEN 10 ELSE g_bin + 1 END, array_agg(delta_feh::double precision),
+           g_bin, CASE WHEN g_bin = 6 THEN 10 ELSE g_bin + 1 END, array_agg(delta_feh::double precision ORDER BY source_id),
            percentile_cont(0.5) WITHIN GROUP (ORDER BY feh_err)
     FROM x GROUP BY model_id, catalog, g_bin
 )
@@ -134,7 +135,7 @@ FROM grouped AS g, LATERAL (SELECT xpdb.gaussian_fit(g.d) AS s) AS fit;
 CREATE OR REPLACE VIEW xpdb.cluster_summary AS
 SELECT g.model_id, g.cluster, g.n_members, (s).n, (s).n_clipped, (s).mean AS feh_mean, (s).sigma AS feh_sigma,
        g.feh_ref, g.feh_ref_err, (s).mean - g.feh_ref AS delta_mean, g.median_feh_err
-FROM (SELECT model_id, cluster, count(*) AS n_members, array_agg(feh::double precision) AS d,
+FROM (SELECT model_id, cluster, count(*) AS n_members, array_agg(feh::double precision ORDER BY source_id) AS d,
              min(feh_ref) AS feh_ref, min(feh_ref_err) AS feh_ref_err,
              percentile_cont(0.5) WITHIN GROUP (ORDER BY feh_err) AS median_feh_err
       FROM xpdb.xm_cluster_members WHERE feh IS NOT NULL GROUP BY model_id, cluster) AS g,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import psycopg
 import pytest
 from astropy import units as u
 from astropy.coordinates import SkyCoord

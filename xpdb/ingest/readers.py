@@ -294,7 +294,7 @@ class TableReader:
                 pending, pending_rows = [], 0
         if pending or invalid:
             table = pa.Table.from_batches(pending, schema=reader.schema)
-            yield from self._emit_csv(table, next_row, invalid, last=True)
+            yield from self._emit_csv(table, next_row, invalid)
 
     def _check_csv_tail(self, names: list[str]) -> None:
         """A file that ends inside a line (no final newline, wrong field count) is truncated."""
@@ -328,7 +328,7 @@ class TableReader:
             return None
         return tail.rsplit(b"\n", 1)[-1].decode("utf-8", errors="replace")
 
-    def _emit_csv(self, table: pa.Table, first_row: int, invalid: list, last: bool = False) -> Iterator[Chunk]:
+    def _emit_csv(self, table: pa.Table, first_row: int, invalid: list) -> Iterator[Chunk]:
         numbers = None
         if invalid:
             # Physical line numbers -> data row numbers (header lines and the column-name line excluded).

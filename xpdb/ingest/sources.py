@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 
 from xpdb.db.copy import Column
-from xpdb.ingest.xp import Reject, Scalar, lower_names
+from xpdb.ingest.xp import Reject, Scalar
 
 COLUMNS: dict[str, str] = {
     "source_id": "int8", "ra": "float8", "dec": "float8", "ra_error": "float4", "dec_error": "float4",
@@ -143,7 +143,9 @@ def validate(batch: SourceBatch) -> list[Reject]:
 
 
 def copy_columns(batch: SourceBatch, keep: np.ndarray, run_id: int) -> list[list[Column]]:
-    cols = [Column(name, kind, batch.columns[name].values[keep], batch.columns[name].null[keep] if name != "source_id" else None)
+    """The kept rows as one binary-COPY column set for ``xpdb.gaia_source``."""
+    cols = [Column(name, kind, batch.columns[name].values[keep],
+                   None if name == "source_id" else batch.columns[name].null[keep])
             for name, kind in COLUMNS.items()]
     cols.append(Column("ingest_run_id", "int4", np.full(int(keep.sum()), run_id, dtype=np.int32)))
     return [cols]
