@@ -4,14 +4,17 @@ Writes N archive-layout XP_CONTINUOUS rows (2x55 coefficients, 2x55 errors, 2x14
 correlations) as CSV (bracketed text, as the archive serves it), ECSV, FITS (variable
 length arrays), VOTable (BINARY2) and Parquet, loads each with ``xpdb ingest xp`` into an
 empty table, and prints spectra/s next to the baseline measured in the same run: a plain
-binary COPY of the already-encoded bytes into the same table.
+binary COPY of the already-encoded bytes into the same table. Each timed load (and the
+baseline) follows a smaller warm-up load of the same kind, as when ``xpdb ingest`` is
+given many files; the warm-up's own rate is printed too.
 
-    python bench/ingest.py [--n 20000]
+    python bench/ingest.py [--n 20000] [--warmup 2000] [--formats csv,ecsv]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -105,32 +108,54 @@ def write_formats(table: pa.Table, folder: Path) -> dict[str, Path]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20_000, help="spectra per format")
+    parser.add_argument("--warmup", type=int, default=2_000,
+                        help="spectra in the warm-up load of each format before the timed one (0: none)")
     parser.add_argument("--formats", default="fits,parquet,csv,ecsv,votable")
     args = parser.parse_args()
+    formats = args.formats.split(",")
     url = scratch_database("xpdb_bench_ingest")
     table = synthetic_table(args.n)
     with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
         print(f"writing {args.n:,} spectra with correlations in each format ...", flush=True)
         paths = write_formats(table, Path(tmp))
-        # Baseline: binary COPY of prepared bytes (parse and validation excluded).
-        batch = xp_mod.from_arrow(table)
-        cols = xp_mod.copy_columns(batch, np.ones(batch.n, dtype=bool), 0)
-        with psycopg.connect(url) as conn:
-            with timer() as t:
-                copy_binary(conn, "xpdb.xp_band", *cols)
-                conn.commit()
-            conn.execute("TRUNCATE xpdb.xp_band")
-            conn.commit()
-        baseline = args.n / t["seconds"]
-        print(f"\nbaseline: plain binary COPY of the encoded rows: {baseline:,.0f} spectra/s\n")
-        for fmt in args.formats.split(","):
+        warm_paths = {}
+        if args.warmup:
+            (Path(tmp) / "warm").mkdir()
+            warm_paths = write_formats(table.slice(0, args.warmup), Path(tmp) / "warm")
+        os.sync()  # the files' pages are written back now, not while they are being loaded
+
+        def empty_tables() -> None:
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute("TRUNCATE xpdb.xp_band, xpdb.ingest_run CASCADE")
+
+        # Baseline: binary COPY of prepared bytes (parse and validation excluded), after a warm-up COPY.
+        batch = xp_mod.from_arrow(table)
+        for rows in ([args.warmup] if args.warmup else []) + [args.n]:
+            keep = np.arange(batch.n) < rows
+            cols = xp_mod.copy_columns(batch, keep, 0)
+            empty_tables()
+            with psycopg.connect(url) as conn:
+                with timer() as t:
+                    copy_binary(conn, "xpdb.xp_band", *cols)
+                    conn.commit()
+        baseline = args.n / t["seconds"]
+        print(f"\nbaseline: plain binary COPY of the encoded rows: {baseline:,.0f} spectra/s")
+        if args.warmup:
+            print(f"each timed load follows a {args.warmup:,}-spectrum load of the same format in the same "
+                  "process (its rate in brackets: it also pays one-off start-up, e.g. ~0.5 s of numba for text)\n")
+        for fmt in formats:
+            warm_note = ""
+            if args.warmup:
+                empty_tables()
+                with timer() as w:
+                    ingest_file(url, "xp", warm_paths[fmt])
+                warm_note = f"   (warm-up {args.warmup / w['seconds']:,.0f}/s)"
+            empty_tables()
             with timer() as t:
                 report = ingest_file(url, "xp", paths[fmt])
             assert report.rows_loaded == args.n, report
             print(ratio_line(f"xpdb ingest xp ({fmt}, {paths[fmt].stat().st_size / 1e6:,.0f} MB)",
-                             args.n / t["seconds"], baseline, "spectra/s"), flush=True)
+                             args.n / t["seconds"], baseline, "spectra/s") + warm_note, flush=True)
 
 
 if __name__ == "__main__":

@@ -76,6 +76,9 @@ def _run_keyed(kind: str, files: list[Path], replace: bool, allow_rejects: bool,
 def ingest_xp(files: list[Path] = FILES, replace: bool = REPLACE, allow_rejects: bool = ALLOW,
               fmt: str = FORMAT) -> None:
     """Load XP_CONTINUOUS spectra (archive layout or flat bp_coeff_0.. layout)."""
+    from xpdb.ingest import xp as xp_mod
+
+    xp_mod.warm_up_text_parser_for(files, fmt)  # while the database starts and checks its schema
     _run_keyed("xp", files, replace, allow_rejects, fmt, {})
 
 

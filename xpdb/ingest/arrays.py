@@ -4,8 +4,9 @@ The Gaia archive writes XP arrays as bracketed text in CSV (``"(1.0, 2.0, ...)"`
 JSON lists in ECSV (``"[1.0, null, ...]"``), as variable-length arrays in FITS and
 VOTable and as list columns in Parquet; the flat layout has one column per element
 (``bp_coeff_0``..). Every form ends as ``DenseArrays``: values padded with NaN, the used
-length of each row, and which rows are NULL. Parsing is vectorised with Arrow compute
-kernels, which also release the GIL so columns can be parsed in parallel threads.
+length of each row, and which rows are NULL. Lists are unpacked with Arrow compute kernels
+and text is parsed by ``textnumbers``; both release the GIL, so columns can be parsed in
+parallel threads.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from xpdb.ingest.textnumbers import parse_number_lists
 
 
 @dataclass
@@ -61,68 +64,16 @@ def _from_list_array(arr: pa.Array, dtype) -> DenseArrays:
 
 
 def _from_text_array(arr: pa.Array, dtype) -> DenseArrays:
-    """Bracketed text (``(a, b)``, ``[a, null]``) -> dense numpy; bad rows are reported, not fatal.
-
-    The fast path splits on the separator the file uses (``", "`` in archive CSV, ``","``
-    in ECSV) and casts the tokens in one Arrow kernel; only if that fails are tokens
-    trimmed, ``null`` mapped to NaN and, last, rows parsed one by one to name the bad ones.
-    """
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks() if arr.num_chunks != 1 else arr.chunk(0)
-    n = len(arr)
-    trimmed = pc.utf8_trim(arr, characters="()[] \t\r\n")
-    empty = pc.equal(trimmed, "").fill_null(False)
-    null = np.asarray(pc.or_(pc.is_null(arr), empty).to_numpy(zero_copy_only=False), dtype=bool)
-    if empty.true_count:
-        trimmed = pc.if_else(empty, pa.scalar(None, pa.string()), trimmed)
-    sample = next((v for v in trimmed.slice(0, 8).to_pylist() if v), "") if n else ""
-    separator = ", " if ", " in sample else ","
-    parts = pc.split_pattern(trimmed, pattern=separator)
-    lengths = pc.list_value_length(parts).fill_null(0).to_numpy(zero_copy_only=False).astype(np.int32)
-    flat = pc.list_flatten(parts)
-    target = pa.from_numpy_dtype(np.dtype(dtype))
-    bad: dict[int, str] = {}
-    try:
-        flat_np = pc.cast(flat, target).to_numpy(zero_copy_only=False)
-    except pa.ArrowInvalid:
-        flat = pc.utf8_trim_whitespace(flat)
-        flat = pc.if_else(pc.equal(pc.utf8_lower(flat), "null"), "nan", flat)
-        try:
-            flat_np = pc.cast(flat, target).to_numpy(zero_copy_only=False)
-        except pa.ArrowInvalid:
-            flat_np, bad = _cast_rowwise(flat, lengths, dtype)
-    flat_np = np.asarray(flat_np, dtype=dtype)
-    width = int(lengths.max()) if n else 0
-    values = np.full((n, width), np.nan, dtype=dtype)
-    if n and np.all(lengths[~null] == width):
-        values[~null] = flat_np.reshape(-1, width) if width else values[~null]
-    else:
-        starts = np.concatenate(([0], np.cumsum(lengths)[:-1]))
-        rows = np.repeat(np.arange(n), lengths)
-        cols = np.arange(len(flat_np)) - np.repeat(starts, lengths)
-        values[rows, cols] = flat_np
+    """Bracketed text (``(a, b)``, ``[a, null]``) -> dense numpy; bad rows are reported, not fatal."""
+    values, lengths, null, bad = parse_number_lists(arr, dtype)
     return DenseArrays(values, lengths, null, bad)
-
-
-def _cast_rowwise(flat: pa.Array, lengths: np.ndarray, dtype) -> tuple[np.ndarray, dict[int, str]]:
-    """Slow path after a failed bulk cast: find the rows holding unparseable text."""
-    tokens = flat.to_pylist()
-    out = np.full(len(tokens), np.nan, dtype=dtype)
-    bad: dict[int, str] = {}
-    row_of = np.repeat(np.arange(len(lengths)), lengths)
-    for i, tok in enumerate(tokens):
-        try:
-            out[i] = float(tok)
-        except (TypeError, ValueError):
-            row = int(row_of[i])
-            bad.setdefault(row, f"unparseable number {tok!r}")
-    return out, bad
 
 
 def dense_arrays(arr: pa.Array | pa.ChunkedArray, dtype) -> DenseArrays:
     """Any array-valued Arrow column (list, fixed-size list, or bracketed text) as ``DenseArrays``."""
     typ = arr.type
-    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+    if any(check(typ) for check in (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary,
+                                    pa.types.is_large_binary)):
         return _from_text_array(arr, dtype)
     if pa.types.is_list(typ) or pa.types.is_large_list(typ) or pa.types.is_fixed_size_list(typ):
         return _from_list_array(arr, dtype)

@@ -23,6 +23,9 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 FORMATS = ("csv", "ecsv", "fits", "votable", "parquet")
+# Text chunks end at this many bytes as well as at chunk_rows: XP text runs ~42 kB a row, and
+# smaller chunks keep the read -> parse -> COPY pipeline full and the memory it touches small.
+CSV_CHUNK_BYTES = 48 << 20
 _SUFFIXES = {
     ".csv": "csv", ".txt": "csv", ".ecsv": "ecsv", ".fits": "fits", ".fit": "fits", ".fts": "fits",
     ".xml": "votable", ".vot": "votable", ".votable": "votable", ".parquet": "parquet", ".pq": "parquet",
@@ -265,7 +268,7 @@ class TableReader:
         try:
             reader = pacsv.open_csv(
                 stream,
-                read_options=pacsv.ReadOptions(skip_rows=self._csv_skip, block_size=1 << 24, use_threads=True),
+                read_options=pacsv.ReadOptions(skip_rows=self._csv_skip, block_size=1 << 22, use_threads=True),
                 parse_options=pacsv.ParseOptions(delimiter=self._csv_delimiter, newlines_in_values=False,
                                                  invalid_row_handler=on_invalid),
                 convert_options=pacsv.ConvertOptions(column_types=column_types, strings_can_be_null=True,
@@ -276,7 +279,7 @@ class TableReader:
             raise IngestFileError(self.path, f"unreadable CSV header ({exc})", "header") from exc
         next_row = 1
         pending: list[pa.RecordBatch] = []
-        pending_rows = 0
+        pending_rows = pending_bytes = 0
         while True:
             try:
                 batch = reader.read_next_batch()
@@ -286,12 +289,13 @@ class TableReader:
                 raise IngestFileError(self.path, f"corrupt CSV ({exc})", f"after data row {next_row + pending_rows - 1}") from exc
             pending.append(batch)
             pending_rows += batch.num_rows
-            if pending_rows >= self.chunk_rows:
+            pending_bytes += batch.nbytes
+            if pending_rows >= self.chunk_rows or pending_bytes >= CSV_CHUNK_BYTES:
                 table = pa.Table.from_batches(pending)
                 yield from self._emit_csv(table, next_row, invalid)
                 next_row += table.num_rows + len(invalid)
                 invalid = []
-                pending, pending_rows = [], 0
+                pending, pending_rows, pending_bytes = [], 0, 0
         if pending or invalid:
             table = pa.Table.from_batches(pending, schema=reader.schema)
             yield from self._emit_csv(table, next_row, invalid)
@@ -336,7 +340,10 @@ class TableReader:
             total = table.num_rows + len(bad)
             all_rows = np.arange(first_row, first_row + total, dtype=np.int64)
             numbers = all_rows[~np.isin(all_rows, bad)]
-        chunk = Chunk(table.combine_chunks(), first_row, numbers,
+        # Array text stays in pyarrow's blocks (the parser reads them in place); the rest is combined.
+        table = pa.Table.from_arrays([col if name in self._array_text else col.combine_chunks()
+                                      for name, col in zip(table.column_names, table.columns)], schema=table.schema)
+        chunk = Chunk(table, first_row, numbers,
                       [(n - self._csv_skip - 1 if n > 0 else -1, why) for n, why in invalid])
         yield chunk
 
@@ -349,6 +356,7 @@ class TableReader:
             raise IngestFileError(self.path, "empty file (no header line)", "line 1")
         names = [n.strip().strip('"') for n in lines[0].split(self._csv_delimiter)]
         self._csv_names = names
+        self._array_text: set[str] = set()
         types: dict[str, pa.DataType] = {}
         datatypes = getattr(self, "_ecsv_datatypes", {})
         for name in names:
@@ -356,7 +364,8 @@ class TableReader:
             dt = datatypes.get(name, {})
             if dt.get("subtype") or low.endswith(("coefficients", "coefficient_errors", "coefficient_correlations",
                                                   "_covariance_matrix")):
-                types[name] = pa.string()
+                types[name] = pa.binary()  # bytes for the number parser: no UTF-8 validation
+                self._array_text.add(name)
             elif low in ("source_id", "solution_id") or dt.get("datatype") == "int64":
                 types[name] = pa.int64()
             elif dt.get("datatype") in ("int8", "int16", "int32", "uint8", "uint16"):

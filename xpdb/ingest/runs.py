@@ -58,6 +58,11 @@ def _prepare_sources(reader: TableReader, options: dict) -> dict[str, str]:
     return resolved
 
 
+def _prepare_xp(reader: TableReader, options: dict) -> None:
+    if reader.format in ("csv", "ecsv"):
+        xp_mod.warm_up_text_parser()  # overlaps the parser's one-off start-up with reading the first rows
+
+
 def _convert_xp(chunk: Chunk, ctx) -> xp_mod.XpBatch:
     try:
         return xp_mod.from_arrow(chunk.table)
@@ -73,6 +78,7 @@ SPECS: dict[str, TableSpec] = {
         ids=lambda b: b.source_id.values,
         ids_null=lambda b: b.source_id.null,
         copy_columns=xp_mod.copy_columns,
+        prepare=_prepare_xp,
     ),
     "sources": TableSpec(
         kind="sources", table="xpdb.gaia_source",
@@ -209,7 +215,7 @@ def ingest_file(
                 run_id = conn.execute(
                     "INSERT INTO xpdb.ingest_run (kind, path, sha256, file_size, file_format, options) "
                     "VALUES (%s, %s, %s, %s, %s, %s) RETURNING run_id",
-                    (kind, str(path.resolve()), sha.result() if chunked else "", size, reader.format,
+                    (kind, str(path.resolve()), "", size, reader.format,
                      json.dumps(_jsonable(options, replace))),
                 ).fetchone()[0]
                 start_row = 1
@@ -218,7 +224,7 @@ def ingest_file(
             report.run_id = run_id
             try:
                 _load(conn, spec, reader, ctx, run_id, start_row, chunked, replace, report, progress,
-                      max_reported_rejects, path)
+                      max_reported_rejects, path, sha=None if resume else sha)
             except BaseException as exc:
                 conn.rollback()
                 if isinstance(exc, KeyboardInterrupt) and chunked:
@@ -300,15 +306,25 @@ def _record_failure(conn, spec, run_id, chunked, exc, kind, path, sha: _Sha256, 
 
 
 def _load(conn: psycopg.Connection, spec: TableSpec, reader: TableReader, ctx, run_id: int, start_row: int,
-          chunked: bool, replace: bool, report: IngestReport, progress, max_reported: int, path: Path) -> None:
+          chunked: bool, replace: bool, report: IngestReport, progress, max_reported: int, path: Path,
+          sha: _Sha256 | None = None) -> None:
+    """Read, convert, validate and COPY chunk by chunk, the three stages overlapping.
+
+    A chunked load records the file's sha256 with its first commit (the hash is computed
+    meanwhile), so a load interrupted after any commit can be found again and resumed.
+    """
     def converted():
-        for chunk in reader.chunks(start_row):
+        # Reading (pyarrow, own threads), converting and copying run in three overlapping stages.
+        for chunk in _prefetch(reader.chunks(start_row), depth=1):
             try:
                 batch = spec.convert(chunk, ctx)
             except (ValueError, TypeError) as exc:
                 raise IngestFileError(path, str(exc), f"data rows {chunk.first_row}-"
                                       f"{chunk.first_row + chunk.table.num_rows - 1}") from exc
-            yield chunk, batch, spec.validate(batch)
+            rejects = spec.validate(batch)
+            # Keep the row numbers, not the file's text: converted chunks wait in a queue.
+            yield Chunk(chunk.table.schema.empty_table(), chunk.first_row, chunk.numbers(), chunk.invalid_rows), \
+                batch, rejects
 
     if not chunked:
         _empty_table_fast_path(conn, spec.table)
@@ -363,6 +379,9 @@ def _load(conn: psycopg.Connection, spec: TableSpec, reader: TableReader, ctx, r
             "rows_rejected = rows_rejected + %s WHERE run_id = %s",
             (done, n + len(chunk.invalid_rows), int(keep.sum()), n_rejected_rows, run_id))
         if chunked:
+            if sha is not None:
+                conn.execute("UPDATE xpdb.ingest_run SET sha256 = %s WHERE run_id = %s", (sha.result(), run_id))
+                sha = None
             conn.commit()
         if progress:
             progress(report.rows_read, reader.n_rows)

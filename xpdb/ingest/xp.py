@@ -10,14 +10,18 @@ the data, so DR4's 51 BP coefficients load unchanged.
 from __future__ import annotations
 
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from xpdb.db.copy import Column
+from xpdb.ingest import textnumbers
 from xpdb.ingest.arrays import DenseArrays, dense_arrays, dense_from_flat
+from xpdb.ingest.readers import IngestFileError, detect_format
 
 BANDS = ("bp", "rp")
 BAND_SCALARS: dict[str, str] = {
@@ -39,6 +43,27 @@ BAND_ARRAYS: dict[str, type] = {
 _NUMPY = {"int2": np.int16, "int4": np.int32, "int8": np.int64, "float4": np.float32, "float8": np.float64}
 _FLAT = {"coefficients": r"^{b}_coeff_(\d+)$", "coefficient_errors": r"^e_{b}_coeff_(\d+)$"}
 _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="xpdb-parse")
+
+
+_warm = threading.Event()
+
+
+def warm_up_text_parser() -> None:
+    """Start the text parser in the background: numba's first call in a process takes ~0.5 s."""
+    if not _warm.is_set():
+        _warm.set()
+        _POOL.submit(textnumbers.warm_up)
+
+
+def warm_up_text_parser_for(paths: list[Path], fmt: str | None = None) -> None:
+    """``warm_up_text_parser`` when any of ``paths`` is CSV or ECSV text."""
+    for path in paths:
+        try:
+            if detect_format(path, fmt)[0] in ("csv", "ecsv"):
+                warm_up_text_parser()
+                return
+        except IngestFileError:  # an unknown format is reported by the load itself
+            continue
 
 
 @dataclass

@@ -1,0 +1,395 @@
+"""Bracketed number lists (``"(1.5, -2e-3)"``, ``"[1.0,null]"``) parsed straight from Arrow buffers.
+
+Archive CSV and ECSV carry each XP array as one text cell: 2 x 1,485 correlations per
+source, so text ingest is bound by turning decimal text into binary floats. Arrow's
+split-and-cast kernels cost ~100 ns a number because they materialise every token as a
+string first; this module walks the Arrow string buffers once, with numba, writing each
+number into a NaN-padded ``(n, width)`` matrix.
+
+Exactness is the contract: every value equals what a correctly rounding ``strtod``/
+``strtof`` (glibc; also Arrow's cast) gives for the same text.
+- Clinger's fast path: an integer mantissa <= 2^53 and a power of ten |e| <= 22 are both
+  exact doubles, so one IEEE multiply or divide rounds correctly.
+- Anything else (17-digit mantissas, large exponents, long tokens) goes to the C
+  library's ``strtod_l`` (in the "C" locale) on a NUL-terminated copy of the token.
+- float32 output: the correctly rounded double is rounded again to float32; that double
+  rounding can only err when the double lies exactly halfway between two float32 values,
+  or outside float32's normal range, so those tokens (and every token that needed the slow
+  path) are re-read with ``strtof`` instead.
+``nan``, ``null``, ``inf`` and ``infinity`` (any case, signed) are accepted; the
+validation stage decides whether a non-finite value is acceptable.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import numba as nb
+import numpy as np
+import pyarrow as pa
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+# The C library's correctly rounding parsers, in the "C" locale whatever the process's LC_NUMERIC.
+_strtod_l = types.ExternalFunction("strtod_l", types.float64(types.intp, types.intp, types.intp))
+_strtof_l = types.ExternalFunction("strtof_l", types.float32(types.intp, types.intp, types.intp))
+_libc = ctypes.CDLL(None)
+_libc.newlocale.restype = ctypes.c_void_p
+_libc.newlocale.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p]
+_C_LOCALE = _libc.newlocale(1 << 1, b"C", None)  # LC_NUMERIC_MASK; the other categories are "C" too
+
+_POW10 = np.array([10.0**i for i in range(23)], dtype=np.float64)
+_MAX_EXACT_MANTISSA = 1 << 53
+_FLOAT32_MIDPOINT_BITS = np.uint64(0x10000000)  # a double's low 29 mantissa bits at a float32 midpoint
+_LOW29 = np.uint64(0x1FFFFFFF)
+_SCRATCH_BYTES = 512  # longest token handed to strtod; longer ones are reported as unparseable
+
+# token status from _parse_number
+_EXACT, _FLOAT32_RISK, _NEEDS_LIBC, _NOT_A_NUMBER = 0, 1, 2, 3
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _is_space(c):
+    return c == 32 or c == 9 or c == 13 or c == 10
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _is_bracket_or_space(c):
+    return c == 32 or c == 9 or c == 13 or c == 10 or c == 40 or c == 41 or c == 91 or c == 93
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy")
+def _trimmed_span(data, a, b):
+    while a < b and _is_bracket_or_space(data[a]):
+        a += 1
+    while b > a and _is_bracket_or_space(data[b - 1]):
+        b -= 1
+    return a, b
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy")
+def _count_tokens(data, offsets, valid):
+    """Numbers per row (commas + 1 inside the brackets); 0 for NULL or empty rows."""
+    n = offsets.shape[0] - 1
+    lengths = np.zeros(n, np.int32)
+    for i in range(n):
+        if not valid[i]:
+            continue
+        a, b = _trimmed_span(data, offsets[i], offsets[i + 1])
+        if a == b:
+            continue
+        count = 1
+        for k in range(a, b):
+            if data[k] == 44:
+                count += 1
+        lengths[i] = count
+    return lengths
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy")
+def _word_value(data, p, e, neg, signed):
+    """``nan``/``null``/``inf``/``infinity`` (any case); (status, value)."""
+    m = e - p
+    c0 = data[p] | 32
+    if m == 3 and c0 == 110 and (data[p + 1] | 32) == 97 and (data[p + 2] | 32) == 110:
+        return _EXACT, np.nan
+    if (m == 4 and not signed and c0 == 110 and (data[p + 1] | 32) == 117
+            and (data[p + 2] | 32) == 108 and (data[p + 3] | 32) == 108):
+        return _EXACT, np.nan
+    if (m == 3 or m == 8) and c0 == 105 and (data[p + 1] | 32) == 110 and (data[p + 2] | 32) == 102:
+        if m == 8 and not ((data[p + 3] | 32) == 105 and (data[p + 4] | 32) == 110 and (data[p + 5] | 32) == 105
+                           and (data[p + 6] | 32) == 116 and (data[p + 7] | 32) == 121):
+            return _NOT_A_NUMBER, np.nan
+        return _EXACT, (-np.inf if neg else np.inf)
+    return _NOT_A_NUMBER, np.nan
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _is_alpha(c):
+    return 97 <= (c | 32) <= 122
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _digit_run(data, p, b, mantissa):
+    """Consume the digits at ``data[p:b]``, appending them to ``mantissa``; (mantissa, end).
+
+    The mantissa wraps silently past 18 digits; callers count digits.
+    """
+    while p < b:
+        d = np.int64(data[p]) - 48
+        if d < 0 or d > 9:
+            break
+        mantissa = mantissa * 10 + d
+        p += 1
+    return mantissa, p
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _parse_number(data, p, b):
+    """The number starting at ``data[p]`` (stopping at the first byte that cannot continue it).
+
+    Returns (status, value, end). One pass, no branches on leading zeros: at most 18
+    digits accumulate exactly in an int64; longer mantissas go to the C library.
+    """
+    s = p
+    neg = False
+    if p < b and (data[p] == 45 or data[p] == 43):
+        neg = data[p] == 45
+        p += 1
+    if p < b and _is_alpha(data[p]):
+        q = p
+        while q < b and _is_alpha(data[q]):
+            q += 1
+        status, v = _word_value(data, p, q, neg, p != s)
+        return status, v, q
+    first = p
+    mantissa, p = _digit_run(data, p, b, 0)
+    digits = p - first
+    exp10 = 0
+    if p < b and data[p] == 46:
+        p += 1
+        first = p
+        mantissa, p = _digit_run(data, p, b, mantissa)
+        digits += p - first
+        exp10 = first - p
+    if digits == 0:
+        return _NOT_A_NUMBER, np.nan, p
+    if p < b and (data[p] | 32) == 101:
+        p += 1
+        exp_neg = False
+        if p < b and (data[p] == 45 or data[p] == 43):
+            exp_neg = data[p] == 45
+            p += 1
+        exponent = 0
+        first = p
+        while p < b:
+            d = np.int64(data[p]) - 48
+            if d < 0 or d > 9:
+                break
+            if exponent < 100000:
+                exponent = exponent * 10 + d
+            p += 1
+        if p == first:
+            return _NOT_A_NUMBER, np.nan, p
+        exp10 += -exponent if exp_neg else exponent
+    if digits > 18:
+        return _NEEDS_LIBC, np.nan, p
+    if mantissa == 0:
+        return _EXACT, (-0.0 if neg else 0.0), p
+    if mantissa > _MAX_EXACT_MANTISSA or exp10 < -22 or exp10 > 22:
+        return _NEEDS_LIBC, np.nan, p
+    v = np.float64(mantissa)
+    v = v * _POW10[exp10] if exp10 >= 0 else v / _POW10[-exp10]
+    return _EXACT, (-v if neg else v), p
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy")
+def _libc_value(data, s, e, single, scratch, c_locale):
+    """Correctly rounded value of the token ``data[s:e]`` from ``strtof``/``strtod``; (ok, value)."""
+    m = e - s
+    if m >= scratch.shape[0]:
+        return False, np.nan
+    for k in range(m):
+        scratch[k] = data[s + k]
+    scratch[m] = 0  # the C functions want a NUL-terminated string
+    text = scratch.ctypes.data
+    return True, (np.float64(_strtof_l(text, 0, c_locale)) if single else _strtod_l(text, 0, c_locale))
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy")
+def _general_token(data, s, b, single, scratch, c_locale):
+    """Any token starting at ``data[s]`` (words, spaces, long mantissas, junk): (ok, value, end, comma)."""
+    status, v, e = _parse_number(data, s, b)
+    p = e
+    while p < b and _is_space(data[p]):
+        p += 1
+    if p < b and data[p] != 44:  # trailing text: the whole token is bad
+        status = _NOT_A_NUMBER
+        while p < b and data[p] != 44:
+            p += 1
+        e = p
+        while e > s and _is_space(data[e - 1]):
+            e -= 1
+    if status == _EXACT and single and _float32_risk(v):
+        status = _FLOAT32_RISK
+    if status == _NEEDS_LIBC or status == _FLOAT32_RISK:
+        ok, v = _libc_value(data, s, e, single, scratch, c_locale)
+        status = _EXACT if ok else _NOT_A_NUMBER
+    return status == _EXACT, v, e, p
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _float32_risk(v):
+    """True when rounding the double ``v`` to float32 may differ from rounding its decimal text."""
+    if v != v or v == 0.0 or v == np.inf or v == -np.inf:
+        return False
+    a = abs(v)
+    if a < 1.1754943508222875e-38 or a > 3.4028234663852886e38:
+        return True
+    return (_bits(v) & _LOW29) == _FLOAT32_MIDPOINT_BITS
+
+
+@intrinsic
+def _bits(typingctx, value_type):
+    """The IEEE bits of a double as uint64."""
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return types.uint64(types.float64), codegen
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy")
+def _fill_rows(data, offsets, valid, out, single, scratch, c_locale):
+    """Parse every row into ``out[i, :length]``, NaN after; (lengths, first bad token and its span, fits).
+
+    One pass over the text. ``fits`` is False, and the work incomplete, when a row holds
+    more numbers than ``out`` has columns. The loop body is the common case only (optional
+    sign, digits, point, digits, exponent, then a comma); anything else goes to
+    ``_general_token``.
+    """
+    n = offsets.shape[0] - 1
+    width = out.shape[1]
+    lengths = np.zeros(n, np.int32)
+    bad_token = np.full(n, -1, np.int64)
+    bad_span = np.zeros((n, 2), np.int64)
+    for i in range(n):
+        a, b = _trimmed_span(data, offsets[i], offsets[i + 1])
+        j = 0
+        if valid[i] and a < b:
+            p = a
+            while True:
+                if j == width:
+                    return lengths, bad_token, bad_span, False
+                while p < b and data[p] == 32:
+                    p += 1
+                s = p
+                neg = False
+                if p < b and (data[p] == 45 or data[p] == 43):
+                    neg = data[p] == 45
+                    p += 1
+                m = 0
+                q = p
+                while p < b:
+                    d = np.int64(data[p]) - 48
+                    if d < 0 or d > 9:
+                        break
+                    m = m * 10 + d
+                    p += 1
+                digits = p - q
+                e = 0
+                if p < b and data[p] == 46:
+                    p += 1
+                    q = p
+                    while p < b:
+                        d = np.int64(data[p]) - 48
+                        if d < 0 or d > 9:
+                            break
+                        m = m * 10 + d
+                        p += 1
+                    digits += p - q
+                    e = q - p
+                if p < b and (data[p] | 32) == 101:
+                    p += 1
+                    en = False
+                    if p < b and (data[p] == 45 or data[p] == 43):
+                        en = data[p] == 45
+                        p += 1
+                    x = 0
+                    q = p
+                    while p < b and 48 <= data[p] <= 57 and p - q < 6:
+                        x = x * 10 + (np.int64(data[p]) - 48)
+                        p += 1
+                    if p == q:
+                        digits = 0
+                    e += -x if en else x
+                if 0 < digits <= 15 and (p == b or data[p] == 44) and -22 <= e <= 22:
+                    v = np.float64(m)
+                    v = v * _POW10[e] if e >= 0 else v / _POW10[-e]
+                    if neg:
+                        v = -v
+                    if single and _float32_risk(v):
+                        ok, v = _libc_value(data, s, p, single, scratch, c_locale)
+                else:
+                    ok, v, e2, p = _general_token(data, s, b, single, scratch, c_locale)
+                    if not ok:
+                        if bad_token[i] < 0:
+                            bad_token[i] = j
+                            bad_span[i, 0] = s
+                            bad_span[i, 1] = e2
+                        v = np.nan
+                out[i, j] = v
+                j += 1
+                if p >= b:
+                    break
+                p += 1  # the comma
+        lengths[i] = j
+        for k in range(j, width):
+            out[i, k] = np.nan
+    return lengths, bad_token, bad_span, True
+
+
+def _buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(bytes, int64 offsets, validity) of a string or binary Arrow array, without copying the bytes."""
+    n = len(arr)
+    offset_type = np.int64 if (pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type)) else np.int32
+    buffers = arr.buffers()
+    offsets = np.frombuffer(buffers[1], dtype=offset_type, count=n + 1,
+                            offset=arr.offset * np.dtype(offset_type).itemsize).astype(np.int64)
+    data = (np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None and buffers[2].size
+            else np.zeros(1, np.uint8))
+    valid = np.asarray(arr.is_valid().to_numpy(zero_copy_only=False), dtype=bool)
+    return data, offsets, valid
+
+
+def parse_number_lists(arr: pa.Array | pa.ChunkedArray, dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[int, str]]:
+    """A string column of bracketed number lists -> (values (n, width), lengths, null, bad rows).
+
+    NULL cells and cells that are empty inside their brackets are NULL arrays (length 0). A
+    row holding text that is not a number is reported in ``bad rows`` (row index -> reason
+    naming the token) and its unparseable elements are NaN. A chunked column is parsed
+    chunk by chunk into one matrix, so the text is never copied. The width comes from the
+    first rows (archive arrays have one length per column); a longer row later on costs a
+    counting pass and a second parse.
+    """
+    pieces = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
+    parts = [_buffers(piece) for piece in pieces]
+    n = sum(len(valid) for _, _, valid in parts)
+    width = next((int(_count_tokens(data, offsets[:65], valid[:64]).max()) for data, offsets, valid in parts
+                  if len(valid)), 0)
+    result = _parse_parts(parts, n, width, dtype)
+    if result is None:
+        width = max((int(_count_tokens(*part).max()) for part in parts if len(part[2])), default=0)
+        result = _parse_parts(parts, n, width, dtype)
+    return result
+
+
+def _parse_parts(parts, n: int, width: int, dtype):
+    """Parse each piece into its rows of one matrix; None when some row is wider than ``width``."""
+    values = np.empty((n, width), dtype=dtype)
+    lengths = np.zeros(n, np.int32)
+    single = np.dtype(dtype) == np.float32
+    scratch = np.zeros(_SCRATCH_BYTES, np.uint8)
+    bad: dict[int, str] = {}
+    row0 = 0
+    for data, offsets, valid in parts:
+        rows = len(valid)
+        piece_lengths, bad_token, bad_span, fits = _fill_rows(data, offsets, valid, values[row0:row0 + rows],
+                                                              single, scratch, _C_LOCALE)
+        if not fits:
+            return None
+        lengths[row0:row0 + rows] = piece_lengths
+        for row in np.flatnonzero(bad_token >= 0):
+            start, stop = bad_span[row]
+            token = bytes(data[start:stop]).decode("utf-8", errors="replace")
+            bad[row0 + int(row)] = f"unparseable number {token!r}"
+        row0 += rows
+    return values, lengths, lengths == 0, bad
+
+
+def warm_up() -> None:
+    """Load (or compile, on first use after install) the parser for both output types."""
+    sample = pa.array(["(1.5, -2e-3)"])
+    parse_number_lists(sample, np.float32)
+    parse_number_lists(sample, np.float64)
