@@ -247,7 +247,8 @@ def _fill_rows(data, offsets, valid, out, single, scratch, c_locale):
     One pass over the text. ``fits`` is False, and the work incomplete, when a row holds
     more numbers than ``out`` has columns. The loop body is the common case only (optional
     sign, digits, point, digits, exponent, then a comma); anything else goes to
-    ``_general_token``.
+    ``_general_token``. The common case repeats ``_parse_number``'s scan on purpose: as an
+    inlined call returning a tuple it made the whole parse a third slower.
     """
     n = offsets.shape[0] - 1
     width = out.shape[1]
