@@ -128,15 +128,24 @@ def _prefetch(iterator: Iterator, depth: int = 2) -> Iterator:
     done = object()
     stop = threading.Event()
 
+    def put(message) -> bool:
+        """Queue ``message``; give up when the consumer has gone (so the thread ends)."""
+        while not stop.is_set():
+            try:
+                q.put(message, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce():
         try:
             for item in iterator:
-                if stop.is_set():
+                if not put(("item", item)):
                     return
-                q.put(("item", item))
-            q.put(("done", done))
+            put(("done", done))
         except BaseException as exc:  # delivered to the consumer
-            q.put(("error", exc))
+            put(("error", exc))
 
     thread = threading.Thread(target=produce, daemon=True, name="xpdb-ingest-reader")
     thread.start()
