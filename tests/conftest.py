@@ -15,6 +15,8 @@ import os
 import shutil
 import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -43,6 +45,26 @@ def _replace_db(url: str, dbname: str) -> str:
 
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, "/" + dbname, parts.query, parts.fragment))
+
+
+@contextmanager
+def cloned_database(pg_server: str, prefix: str) -> Iterator[str]:
+    """URL of a new database cloned from the migrated template, known to the engine as ready; dropped after."""
+    import xpdb.db.engine as engine_mod
+
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = _replace_db(pg_server, "postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
+    url = _replace_db(pg_server, name)
+    engine_mod._ready_urls.add(url)
+    try:
+        yield url
+    finally:
+        engine_mod._ready_urls.discard(url)
+        engine_mod.engine.cache_clear()
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
@@ -77,21 +99,10 @@ def template_url(pg_server):
 @pytest.fixture
 def db_url(pg_server, template_url, monkeypatch):
     """URL of a fresh, migrated database for this test; also exported as XPDB_DATABASE_URL for the CLI."""
-    name = f"xpdb_t_{uuid.uuid4().hex[:12]}"
-    admin = _replace_db(pg_server, "postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
-    url = _replace_db(pg_server, name)
-    monkeypatch.setenv("XPDB_DATABASE_URL", url)
-    monkeypatch.setenv("XPDB_READER_URL", with_user(url, "xpdb_reader"))
-    import xpdb.db.engine as engine_mod
-
-    engine_mod._ready_urls.add(url)
-    yield url
-    engine_mod._ready_urls.discard(url)
-    engine_mod.engine.cache_clear()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with cloned_database(pg_server, "xpdb_t") as url:
+        monkeypatch.setenv("XPDB_DATABASE_URL", url)
+        monkeypatch.setenv("XPDB_READER_URL", with_user(url, "xpdb_reader"))
+        yield url
 
 
 @pytest.fixture
@@ -111,22 +122,16 @@ def sky_db(pg_server, template_url, tmp_path_factory):
     from xpdb.synth.writers import write_sky
     from xpdb.xp.store import compute_missing_features
 
-    name = f"xpdb_jobs_{uuid.uuid4().hex[:10]}"
-    admin = _replace_db(pg_server, "postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE}"')
-    url = _replace_db(pg_server, name)
-    folder = tmp_path_factory.mktemp("sky")
-    paths = write_sky(make_sky(1500, seed=3), folder, "parquet")
-    ingest_file(url, "sources", paths["gaia_source"])
-    ingest_file(url, "xp", paths["xp_continuous"])
-    ingest_labels(url, paths["labels_pastel"], catalog="PASTEL")
-    ingest_labels(url, paths["labels_saga"], catalog="SAGA")
-    for cluster, *_, feh in CLUSTERS:
-        ingest_members(url, paths[f"members_{cluster}"], cluster=cluster, feh_ref=feh)
-    compute_missing_features(url)
-    outcome = train_uacsnet(url, labels="PASTEL", name="quick", ablation=False,
-                            config=UACSNetConfig(epochs=40, patience=40, passes_per_epoch=10))
-    yield url, outcome.record
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with cloned_database(pg_server, "xpdb_jobs") as url:
+        folder = tmp_path_factory.mktemp("sky")
+        paths = write_sky(make_sky(1500, seed=3), folder, "parquet")
+        ingest_file(url, "sources", paths["gaia_source"])
+        ingest_file(url, "xp", paths["xp_continuous"])
+        ingest_labels(url, paths["labels_pastel"], catalog="PASTEL")
+        ingest_labels(url, paths["labels_saga"], catalog="SAGA")
+        for cluster, *_, feh in CLUSTERS:
+            ingest_members(url, paths[f"members_{cluster}"], cluster=cluster, feh_ref=feh)
+        compute_missing_features(url)
+        outcome = train_uacsnet(url, labels="PASTEL", name="quick", ablation=False,
+                                config=UACSNetConfig(epochs=40, patience=40, passes_per_epoch=10))
+        yield url, outcome.record

@@ -12,7 +12,6 @@ import json
 import socket
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ import psycopg
 import pytest
 import requests
 
-from tests.conftest import _replace_db
+from tests.conftest import cloned_database
 from xpdb.db.engine import with_user
 
 N_SOURCES = 300
@@ -101,23 +100,11 @@ def load_fixture_data(url: str, tmp: Path) -> dict:
 @pytest.fixture(scope="module")
 def service_db(pg_server, template_url, tmp_path_factory):
     """A migrated database with the fixture data, for all the tests of a module."""
-    name = f"xpdb_svc_{uuid.uuid4().hex[:10]}"
-    admin = _replace_db(pg_server, "postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "xpdb_test_template"')
-    url = _replace_db(pg_server, name)
-    import xpdb.db.engine as engine_mod
-
-    engine_mod._ready_urls.add(url)
-    with pytest.MonkeyPatch.context() as mp:
+    with cloned_database(pg_server, "xpdb_svc") as url, pytest.MonkeyPatch.context() as mp:
         mp.setenv("XPDB_DATABASE_URL", url)
         mp.setenv("XPDB_READER_URL", with_user(url, "xpdb_reader"))
         info = load_fixture_data(url, tmp_path_factory.mktemp("service-data"))
         yield {"url": url, "reader_url": with_user(url, "xpdb_reader"), **info}
-    engine_mod._ready_urls.discard(url)
-    engine_mod.engine.cache_clear()
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_settings(**overrides):
