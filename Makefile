@@ -14,5 +14,5 @@ bench: bootstrap
 	for b in bench/*.py; do .venv/bin/python $$b || exit 1; done
 
 clean-db:
-	-.venv/bin/xpdb db stop
+	-.venv/bin/xpdb db destroy --yes
 	rm -rf .xpdb

@@ -45,15 +45,19 @@ def _stage(result: DemoResult, name: str, say: Callable[[str], None]):
     return _Timer()
 
 
-def run_demo(home: Path, *, n: int = 20000, seed: int = 42, workers: int = 2,
+def run_demo(home: Path, *, n: int = 20000, seed: int = 42, workers: int = 2, epochs: int | None = None,
              say: Callable[[str], None] = print) -> DemoResult:
-    """Run (or find already done) every stage; returns timings and the summary from the views."""
+    """Run (or find already done) every stage; returns timings and the summary from the views.
+
+    ``epochs`` caps UA-CSNet's training passes (a quick look; the default is the full schedule).
+    """
     from xpdb.db.engine import ready
     from xpdb.ingest.labels import ingest_labels, ingest_members
     from xpdb.ingest.runs import ingest_file
     from xpdb.jobs.batches import create_job
     from xpdb.jobs.runner import follow, spawn_workers
     from xpdb.models.training import train_uacsnet
+    from xpdb.models.uacsnet import UACSNetConfig
     from xpdb.report import build_report
     from xpdb.synth.sky import make_sky
     from xpdb.synth.writers import write_sky
@@ -93,7 +97,9 @@ def run_demo(home: Path, *, n: int = 20000, seed: int = 42, workers: int = 2,
         st.note = f"{run.processed:,} computed" if run.processed else "all present"
 
     with _stage(result, "training", say) as st:
-        outcome = train_uacsnet(url, labels="PASTEL", test_labels="SAGA", name=MODEL_NAME, reuse_existing=True)
+        config = UACSNetConfig() if epochs is None else UACSNetConfig(epochs=epochs, patience=epochs)
+        outcome = train_uacsnet(url, labels="PASTEL", test_labels="SAGA", name=MODEL_NAME, config=config,
+                                reuse_existing=True)
         record = outcome.record
         st.note = f"model {record.ref} ({record.n_train} training stars)"
 

@@ -107,6 +107,15 @@ def service_db(pg_server, template_url, tmp_path_factory):
         yield {"url": url, "reader_url": with_user(url, "xpdb_reader"), **info}
 
 
+# A query no machine can finish within any test's timeout: a six-way cross join of the
+# fixture's 300 sources is 7e14 rows (hours even at a billion rows a second), yet a
+# cancel or statement timeout stops it at once. Tests of timeouts and aborts use it so
+# that their outcome never depends on the machine's speed.
+NEVER_ENDS = ("SELECT COUNT(*) FROM xpdb.gaia_source AS a, xpdb.gaia_source AS b, xpdb.gaia_source AS c, "
+              "xpdb.gaia_source AS d, xpdb.gaia_source AS e, xpdb.gaia_source AS f "
+              "WHERE a.ra + b.ra + c.ra + d.ra + e.ra + f.ra > SQRT(ABS(a.dec * b.dec * c.dec * f.dec))")
+
+
 def test_settings(**overrides):
     from xpdb.service.settings import ServiceSettings
 

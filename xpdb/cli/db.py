@@ -42,6 +42,19 @@ def stop() -> None:
 
 
 @app.command()
+def destroy(yes: bool = typer.Option(False, "--yes", help="Do not ask.")) -> None:
+    """Stop the embedded cluster and delete its files (every table in it); XPDB_HOME's other files stay."""
+    cluster = _cluster()
+    if not yes and not typer.confirm(f"delete the embedded cluster at {cluster.location.base} and all its data?"):
+        raise typer.Exit(1)
+    try:
+        cluster.destroy()
+    except EmbeddedError as exc:
+        fail(str(exc))
+    console.print("destroyed")
+
+
+@app.command()
 def status() -> None:
     """Where the database is, whether it runs, and the schema revision."""
     from xpdb.db.migrate import current_revision, head_revision

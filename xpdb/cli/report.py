@@ -27,7 +27,8 @@ def report(model: str = typer.Option(None, "--model", help="NAME[:VERSION] (defa
 
 def demo(n: int = typer.Option(20000, "--n", help="Stars in the synthetic sky."),
          seed: int = typer.Option(42, "--seed", help="Seed of the synthetic sky."),
-         workers: int = typer.Option(2, "--workers", help="Inference worker processes.")) -> None:
+         workers: int = typer.Option(2, "--workers", help="Inference worker processes."),
+         epochs: int = typer.Option(None, "--epochs", help="Cap UA-CSNet's training epochs (a quick look).")) -> None:
     """Run the whole pipeline on a synthetic sky (embedded database unless XPDB_DATABASE_URL is set)."""
     from rich.table import Table
 
@@ -39,7 +40,7 @@ def demo(n: int = typer.Option(20000, "--n", help="Stars in the synthetic sky.")
     console.print(f"xpdb demo: database {'embedded in ' + str(settings.home) if settings.embedded else settings.database_url}"
                   " - [yellow]the sky is synthetic[/] (no real Gaia data is used)")
     try:
-        result = run_demo(settings.home, n=n, seed=seed, workers=workers, say=console.print)
+        result = run_demo(settings.home, n=n, seed=seed, workers=workers, epochs=epochs, say=console.print)
     except EmbeddedError as exc:
         fail(str(exc))
     s = result.summary

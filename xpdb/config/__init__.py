@@ -29,18 +29,6 @@ class Settings:
         """True when xpdb manages its own PostgreSQL cluster under ``home``."""
         return not self.database_url
 
-    @property
-    def pgdata(self) -> Path:
-        return self.home / "pgdata"
-
-    @property
-    def socket_dir(self) -> Path:
-        return self.home / "run"
-
-    @property
-    def postgres_log(self) -> Path:
-        return self.home / "postgres.log"
-
 
 def get_settings() -> Settings:
     """Read the settings from the environment (every call, so tests may change it)."""

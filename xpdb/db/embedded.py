@@ -5,12 +5,20 @@ When ``XPDB_DATABASE_URL`` is unset every command uses a cluster that xpdb creat
 directory. PostgreSQL refuses to run as root, so when the effective user is root the
 server programs run as an unprivileged system user (Debian's ``postgres``) through
 ``runuser``, with the cluster directory owned by that user.
+
+That user must be able to reach the cluster's directory. When ``XPDB_HOME`` lies under a
+directory it cannot traverse (root's 0700 home, a ``mktemp -d`` folder), xpdb does not
+change the permissions of directories it did not create: it keeps the cluster's files
+(data directory, socket, log) under ``/var/lib/xpdb/clusters/<random>/`` instead and
+records where in ``$XPDB_HOME/cluster.json``; ``xpdb db status`` prints the location.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
+import secrets
 import pwd
 import shutil
 import subprocess
@@ -102,19 +110,45 @@ class _RunAs:
         return [runuser, "-u", self.user, "--", *argv]
 
 
-def _check_traversable(path: Path, run_as: _RunAs) -> None:
-    """Every parent of the cluster directory must be searchable by the server's user."""
+def _blocking_parent(path: Path, run_as: _RunAs) -> Path | None:
+    """The first parent of ``path`` that the server's user cannot traverse, if any."""
     if run_as.user is None:
-        return
-    for parent in path.parents:
+        return None
+    for parent in reversed(path.parents):
         st = parent.stat()
         if st.st_uid == run_as.uid:
-            continue
-        if not st.st_mode & 0o001:
-            raise EmbeddedError(
-                f"the server user {run_as.user!r} cannot reach {path}: {parent} is not traversable "
-                f"by others (chmod o+x {parent}) - or set XPDB_HOME to a directory it can reach"
-            )
+            if not st.st_mode & 0o100:
+                return parent
+        elif st.st_gid == run_as.gid:
+            if not st.st_mode & 0o010:
+                return parent
+        elif not st.st_mode & 0o001:
+            return parent
+    return None
+
+
+RELOCATED_ROOT = Path(os.environ.get("XPDB_RELOCATED_ROOT", "/var/lib/xpdb/clusters"))
+LOCATION_FILE = "cluster.json"
+
+
+@dataclass(frozen=True)
+class ClusterLocation:
+    """Where one cluster's files are: under ``XPDB_HOME`` or relocated (see the module docstring)."""
+
+    base: Path
+    relocated: bool
+
+    @property
+    def pgdata(self) -> Path:
+        return self.base / "pgdata"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.base / "run"
+
+    @property
+    def log(self) -> Path:
+        return self.base / "postgres.log"
 
 
 def _pid_alive_postgres(pid: int) -> bool:
@@ -131,9 +165,83 @@ class EmbeddedCluster:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.home = settings.home
-        self.pgdata = settings.pgdata
-        self.socket_dir = settings.socket_dir
-        self.log = settings.postgres_log
+        self.location = self._recorded_location() or ClusterLocation(self.home, relocated=False)
+
+    @property
+    def pgdata(self) -> Path:
+        return self.location.pgdata
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.location.socket_dir
+
+    @property
+    def log(self) -> Path:
+        return self.location.log
+
+    # -- where the files are -----------------------------------------------------------------
+    def _recorded_location(self) -> ClusterLocation | None:
+        """The relocated directory recorded in ``XPDB_HOME/cluster.json``, if there is one."""
+        try:
+            record = json.loads((self.home / LOCATION_FILE).read_text())
+            return ClusterLocation(Path(record["base"]), relocated=True)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise EmbeddedError(f"{self.home / LOCATION_FILE} is unreadable ({exc}); remove it to start afresh") from exc
+
+    def _choose_location(self, run_as: _RunAs) -> None:
+        """Relocate a new cluster when the server's user cannot reach ``XPDB_HOME`` (see module doc)."""
+        if self.location.relocated or self.initialised():
+            return
+        blocked = _blocking_parent(self.home / "pgdata", run_as)
+        if blocked is None:
+            return
+        root = RELOCATED_ROOT
+        self._sweep_orphans(root, run_as)
+        base = root / secrets.token_hex(8)
+        root.mkdir(parents=True, exist_ok=True)
+        if _blocking_parent(base, run_as) is not None:
+            raise EmbeddedError(
+                f"the server user {run_as.user!r} can reach neither {self.home} ({blocked} is not "
+                f"traversable by others) nor {root}; set XPDB_HOME to a directory it can reach")
+        base.mkdir(mode=0o755)
+        (base / "owner").write_text(str(self.home) + "\n")
+        tmp = self.home / (LOCATION_FILE + ".tmp")
+        tmp.write_text(json.dumps({"base": str(base), "reason": f"{blocked} is not traversable by "
+                                   f"the server user {run_as.user!r}"}, indent=1) + "\n")
+        tmp.replace(self.home / LOCATION_FILE)
+        self.location = ClusterLocation(base, relocated=True)
+
+    def _sweep_orphans(self, root: Path, run_as: _RunAs) -> None:
+        """Stop and remove relocated clusters of this same home whose record was deleted."""
+        if not root.is_dir():
+            return
+        for base in root.iterdir():
+            try:
+                owner = (base / "owner").read_text().strip()
+            except OSError:
+                continue
+            if owner != str(self.home):
+                continue
+            pgdata = base / "pgdata"
+            if (pgdata / "postmaster.pid").exists():
+                self._run([str(find_bindir() / "pg_ctl"), "stop", "-w", "-m", "immediate", "-D", str(pgdata)],
+                          run_as, check=False)
+            shutil.rmtree(base, ignore_errors=True)
+
+    def destroy(self) -> None:
+        """Stop the cluster and delete its files (the relocated directory too); ``XPDB_HOME`` stays."""
+        self.stop()
+        with self._lock():
+            if self.location.relocated:
+                shutil.rmtree(self.location.base, ignore_errors=True)
+                (self.home / LOCATION_FILE).unlink(missing_ok=True)
+            else:
+                shutil.rmtree(self.pgdata, ignore_errors=True)
+                shutil.rmtree(self.socket_dir, ignore_errors=True)
+                self.log.unlink(missing_ok=True)
+            self.location = ClusterLocation(self.home, relocated=False)
 
     # -- paths and state ---------------------------------------------------------------
     @property
@@ -180,12 +288,12 @@ class EmbeddedCluster:
         if self.initialised():
             return False
         self.home.mkdir(parents=True, exist_ok=True)
-        _check_traversable(self.home, run_as)
+        self._choose_location(run_as)
         for d, mode in ((self.pgdata, 0o700), (self.socket_dir, 0o755)):
             d.mkdir(parents=True, exist_ok=True)
             os.chmod(d, mode)
         if run_as.user is not None:
-            for p in (self.home, self.pgdata, self.socket_dir):
+            for p in (self.location.base, self.pgdata, self.socket_dir):
                 os.chown(p, run_as.uid, run_as.gid)
             if self.log.exists():
                 os.chown(self.log, run_as.uid, run_as.gid)
@@ -300,6 +408,9 @@ class EmbeddedCluster:
         return {
             "mode": "embedded",
             "home": str(self.home),
+            "cluster": str(self.location.base) + (" (relocated: the server user cannot reach home; "
+                                                  f"recorded in {self.home / LOCATION_FILE})"
+                                                  if self.location.relocated else ""),
             "initialised": self.initialised(),
             "running": self.running(),
             "url": self.url,
