@@ -22,6 +22,8 @@ Layout choices (see DESIGN.md, "Storage", and the closing note of the storage is
 
 from alembic import op
 
+from xpdb.db.migrate import frozen_sql
+
 revision = "0001_store"
 down_revision = None
 branch_labels = None
@@ -209,8 +211,8 @@ def upgrade() -> None:
     op.execute("CREATE UNIQUE INDEX cluster_member_source_idx ON xpdb.cluster_member (cluster, source_id)")
     op.execute("CREATE INDEX cluster_member_q3c_idx ON xpdb.cluster_member (q3c_ang2ipix(ra, dec))")
 
-    op.execute(open_sql("arrays.sql"))
-    op.execute(open_sql("roles.sql"))
+    op.execute(frozen_sql(revision, "arrays.sql"))
+    op.execute(frozen_sql(revision, "roles.sql"))
 
 
 def downgrade() -> None:
@@ -220,8 +222,3 @@ def downgrade() -> None:
                   "gaia_source", "ingest_reject", "ingest_run"):
         op.execute(f"DROP TABLE IF EXISTS xpdb.{table}")
 
-
-def open_sql(name: str) -> str:
-    from xpdb.db.migrate import resource_dir
-
-    return (resource_dir("sql") / name).read_text()

@@ -7,8 +7,7 @@ Create Date: 2026-11-21
 
 from alembic import op
 
-from xpdb.db.migrate import resource_dir
-from xpdb.xp import extinction
+from xpdb.db.migrate import frozen_sql
 
 revision = "0002_features"
 down_revision = "0001_store"
@@ -36,8 +35,7 @@ def upgrade() -> None:
     op.execute("""COMMENT ON TABLE xpdb.xp_features IS
         'UA-CSNet input: 60-pixel dereddened XP flux normalised near 5500 A and its error, float32 bytea; '
         'NULL when flags say the features cannot be computed'""")
-    sql = (resource_dir("sql") / "selection.sql").read_text()
-    op.execute(sql.replace("{R_BP_RP}", f"{extinction.R_BP_RP:.4f}").replace("{R_G}", f"{extinction.R_G:.4f}"))
+    op.execute(frozen_sql(revision, "selection.sql"))
     op.execute("GRANT SELECT ON ALL TABLES IN SCHEMA xpdb TO xpdb_reader") if _reader_exists() else None
 
 

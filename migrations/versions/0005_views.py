@@ -7,7 +7,7 @@ Create Date: 2026-11-21
 
 from alembic import op
 
-from xpdb.db.migrate import resource_dir
+from xpdb.db.migrate import frozen_sql
 
 revision = "0005_views"
 down_revision = "0004_jobs"
@@ -16,10 +16,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.execute((resource_dir("sql") / "statistics.sql").read_text())
-    op.execute((resource_dir("sql") / "views.sql").read_text())
+    op.execute(frozen_sql(revision, "statistics.sql"))
+    op.execute(frozen_sql(revision, "views.sql"))
     op.execute("SELECT xpdb.refresh_xm_views()")
-    op.execute((resource_dir("sql") / "roles.sql").read_text())
+    op.execute(frozen_sql(revision, "roles.sql"))
 
 
 def downgrade() -> None:

@@ -4,16 +4,15 @@ Revision ID: 0006_tap
 Revises: 0005_views
 Create Date: 2026-11-22
 
-``sql/tap.sql`` creates ``xpdb.uws_job``/``xpdb.uws_result`` (the asynchronous jobs of
-``xpdb serve``, hidden from the read-only role) and the ``tap_schema`` views; the
-units, UCDs and descriptions of well-known columns are copied here from
-``xpdb.query.columns.COLUMNS`` (and again by the server at start-up).
+``tap.sql`` creates ``xpdb.uws_job``/``xpdb.uws_result`` (the asynchronous jobs of
+``xpdb serve``, hidden from the read-only role) and the ``tap_schema`` views;
+``column_meta.sql`` holds the units, UCDs and descriptions of well-known columns as
+``xpdb.query.columns.COLUMNS`` had them then (the server refreshes them at start-up).
 """
 
-import sqlalchemy as sa
 from alembic import op
 
-from xpdb.db.migrate import resource_dir
+from xpdb.db.migrate import frozen_sql
 
 revision = "0006_tap"
 down_revision = "0005_views"
@@ -22,14 +21,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.execute((resource_dir("sql") / "tap.sql").read_text())
-    from xpdb.query.columns import COLUMNS
-
-    rows = [{"name": name, "unit": m.unit, "ucd": m.ucd, "description": m.description} for name, m in COLUMNS.items()]
-    op.get_bind().execute(sa.text(
-        "INSERT INTO tap_schema.column_meta (column_name, unit, ucd, description) "
-        "VALUES (:name, :unit, :ucd, :description) ON CONFLICT (column_name) DO UPDATE "
-        "SET unit = excluded.unit, ucd = excluded.ucd, description = excluded.description"), rows)
+    op.execute(frozen_sql(revision, "tap.sql"))
+    op.execute(frozen_sql(revision, "column_meta.sql"))
 
 
 def downgrade() -> None:

@@ -69,14 +69,53 @@ def test_missing_binaries_and_extensions_fail_clearly(monkeypatch, tmp_path):
         find_bindir()
 
 
-def test_downgrade_and_upgrade_again(db_url):
+SCHEMA_SNAPSHOT = {
+    "columns": """SELECT table_schema, table_name, column_name, data_type, is_nullable, column_default
+                  FROM information_schema.columns WHERE table_schema IN ('xpdb', 'tap_schema')""",
+    "views": """SELECT schemaname, viewname, definition FROM pg_views WHERE schemaname IN ('xpdb', 'tap_schema')""",
+    "functions": """SELECT n.nspname, p.proname, pg_get_function_identity_arguments(p.oid), p.prosrc
+                    FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'xpdb'""",
+    "indexes": """SELECT schemaname, tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'xpdb'""",
+    "constraints": """SELECT conrelid::regclass::text, conname, pg_get_constraintdef(oid) FROM pg_constraint
+                      WHERE connamespace = 'xpdb'::regnamespace""",
+    "grants": """SELECT table_schema, table_name, grantee, privilege_type FROM information_schema.table_privileges
+                 WHERE table_schema IN ('xpdb', 'tap_schema')""",
+    "comments": """SELECT c.relname, a.attname, col_description(c.oid, a.attnum), obj_description(c.oid)
+                   FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0
+                   WHERE c.relnamespace = 'xpdb'::regnamespace""",
+}
+
+
+def schema_snapshot(url: str) -> dict[str, list]:
+    """Everything the migrations define, as sorted rows (so two databases can be compared)."""
+    with psycopg.connect(url) as conn:
+        return {name: sorted(conn.execute(sql).fetchall(), key=repr) for name, sql in SCHEMA_SNAPSHOT.items()}
+
+
+def test_downgrade_to_base_and_back_gives_the_fresh_schema(db_url):
+    fresh = schema_snapshot(db_url)  # the template: a fresh upgrade to head
+    assert fresh["views"] and fresh["functions"] and fresh["columns"]
     downgrade(db_url, "base")
     with psycopg.connect(db_url) as conn:
-        assert conn.execute("SELECT to_regclass('xpdb.xp_continuous')").fetchone()[0] is None
+        left = conn.execute("SELECT count(*) FROM pg_class WHERE relnamespace = 'xpdb'::regnamespace "
+                            "AND relname NOT LIKE 'alembic_version%%'").fetchone()[0]
+    assert left == 0, "downgrade to base left objects behind"
     upgrade(db_url)
     assert current_revision(db_url) == head_revision()
-    with psycopg.connect(db_url) as conn:
-        assert conn.execute("SELECT to_regclass('xpdb.xp_continuous')").fetchone()[0] is not None
+    again = schema_snapshot(db_url)
+    for name in SCHEMA_SNAPSHOT:
+        assert again[name] == fresh[name], name
+
+
+def test_migrations_apply_only_their_own_frozen_sql():
+    """No migration reads today's code or a shared SQL folder: a later edit cannot rewrite history."""
+    from xpdb.db.migrate import resource_dir
+
+    versions = resource_dir("migrations") / "versions"
+    for script in sorted(versions.glob("*.py")):
+        text = script.read_text()
+        for forbidden in ("resource_dir(", "from xpdb.query", "from xpdb.xp", "from xpdb.models", "import xpdb.xp"):
+            assert forbidden not in text, f"{script.name} uses {forbidden!r}: migrations must carry their SQL"
 
 
 def test_binary_copy_nulls_and_ragged_arrays(conn):

@@ -9,8 +9,8 @@ import pytest
 
 from tests.conftest import real_path
 from tests.xp.reference import gaiaxpy_frame_from_flat, gaiaxpy_frame_from_table
+from xpdb.ingest.xp import fetch_xp
 from xpdb.xp.calibrate import calibrate, convert
-from xpdb.xp.inputs import fetch_xp
 
 gaiaxpy = pytest.importorskip("gaiaxpy")
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import secrets
 import pwd
+import secrets
 import shutil
 import subprocess
 import time
@@ -29,16 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from xpdb.config import Settings
+from xpdb.errors import EmbeddedError
 
 SUPERUSER = "xpdb"
 DATABASE = "xpdb"
 PORT = 5432
 PREFERRED_MAJORS = (15, 16, 17, 14, 13)
 REQUIRED_EXTENSIONS = ("q3c",)
-
-
-class EmbeddedError(RuntimeError):
-    """The embedded cluster cannot be created or started; the message says what to do."""
 
 
 def _apt_hint(major: int = 15) -> str:

@@ -1,7 +1,10 @@
 """Alembic migrations run from Python: upgrade on first use, downgrade on request.
 
 The migration scripts live in the top-level ``migrations/`` folder of a source checkout
-and are shipped inside the wheel as ``xpdb/_data/migrations``.
+and are shipped inside the wheel as ``xpdb/_data/migrations``. Migrations are frozen: each
+revision applies only the SQL in its own ``migrations/sql/<revision>/`` folder (read with
+``frozen_sql``), never today's code, so a view or function change is a new revision and
+upgrading an old database replays history exactly.
 """
 
 from __future__ import annotations
@@ -19,11 +22,16 @@ _PACKAGE = Path(__file__).resolve().parents[1]
 
 
 def resource_dir(name: str) -> Path:
-    """Locate ``migrations`` or ``sql``: inside an installed wheel, else in the source tree."""
+    """Locate ``migrations``: inside an installed wheel, else in the source tree."""
     for candidate in (_PACKAGE / "_data" / name, _PACKAGE.parent / name):
         if candidate.is_dir():
             return candidate
     raise FileNotFoundError(f"xpdb resource folder {name!r} not found next to {_PACKAGE}")
+
+
+def frozen_sql(revision: str, name: str) -> str:
+    """The SQL file ``name`` that migration ``revision`` applies (``migrations/sql/<revision>/<name>``)."""
+    return (resource_dir("migrations") / "sql" / revision / name).read_text()
 
 
 def alembic_config(url: str) -> Config:

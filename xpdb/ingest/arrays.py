@@ -11,31 +11,12 @@ parallel threads.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from xpdb.ingest.textnumbers import parse_number_lists
-
-
-@dataclass
-class DenseArrays:
-    """A batch of 1-D arrays, one per row, as a padded 2-D array."""
-
-    values: np.ndarray  # (n, width), NaN beyond each row's length
-    lengths: np.ndarray  # (n,) int, 0 for NULL rows
-    null: np.ndarray  # (n,) bool
-    bad_rows: dict[int, str] = field(default_factory=dict)  # row index -> why it could not be parsed
-
-    @property
-    def width(self) -> int:
-        return self.values.shape[1]
-
-    @classmethod
-    def empty(cls, n: int, dtype) -> DenseArrays:
-        return cls(np.empty((n, 0), dtype=dtype), np.zeros(n, dtype=np.int32), np.ones(n, dtype=bool))
+from xpdb.xp.batch import DenseArrays
 
 
 def _from_list_array(arr: pa.Array, dtype) -> DenseArrays:

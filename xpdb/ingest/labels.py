@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import psycopg
+import pyarrow as pa
 
 from xpdb.ingest.readers import IngestFileError, TableReader
 from xpdb.ingest.runs import IngestReport, ProgressCallback, _store_rejects, file_sha256

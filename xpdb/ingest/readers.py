@@ -22,6 +22,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from xpdb.errors import IngestFileError
+
 FORMATS = ("csv", "ecsv", "fits", "votable", "parquet")
 # Text chunks end at this many bytes as well as at chunk_rows: XP text runs ~42 kB a row, and
 # smaller chunks keep the read -> parse -> COPY pipeline full and the memory it touches small.
@@ -30,16 +32,6 @@ _SUFFIXES = {
     ".csv": "csv", ".txt": "csv", ".ecsv": "ecsv", ".fits": "fits", ".fit": "fits", ".fts": "fits",
     ".xml": "votable", ".vot": "votable", ".votable": "votable", ".parquet": "parquet", ".pq": "parquet",
 }
-
-
-class IngestFileError(Exception):
-    """A file that cannot be read as a whole (truncated, corrupt, unknown format)."""
-
-    def __init__(self, path: Path | str, message: str, position: str | None = None):
-        self.path = str(path)
-        self.position = position
-        where = f" at {position}" if position else ""
-        super().__init__(f"{path}{where}: {message}")
 
 
 @dataclass

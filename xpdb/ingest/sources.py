@@ -14,7 +14,8 @@ import numpy as np
 import pyarrow as pa
 
 from xpdb.db.copy import Column
-from xpdb.ingest.xp import Reject, Scalar
+from xpdb.ingest.xp import Reject
+from xpdb.xp.batch import Scalar
 
 COLUMNS: dict[str, str] = {
     "source_id": "int8", "ra": "float8", "dec": "float8", "ra_error": "float4", "dec_error": "float4",

@@ -11,35 +11,20 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from xpdb.db.copy import Column
+from xpdb.db.copy import Column, decode_bytea
 from xpdb.ingest import textnumbers
-from xpdb.ingest.arrays import DenseArrays, dense_arrays, dense_from_flat
+from xpdb.ingest.arrays import dense_arrays, dense_from_flat
 from xpdb.ingest.readers import IngestFileError, detect_format
+from xpdb.xp.batch import BAND_ARRAYS, BAND_SCALARS, BANDS, DenseArrays, Scalar, XpBatch
 
-BANDS = ("bp", "rp")
-BAND_SCALARS: dict[str, str] = {
-    "basis_function_id": "int2",
-    "degrees_of_freedom": "int2",
-    "n_parameters": "int2",
-    "n_measurements": "int2",
-    "n_rejected_measurements": "int2",
-    "standard_deviation": "float4",
-    "chi_squared": "float4",
-    "n_relevant_bases": "int2",
-    "relative_shrinking": "float4",
-}
-BAND_ARRAYS: dict[str, type] = {
-    "coefficients": np.float64,
-    "coefficient_errors": np.float32,
-    "coefficient_correlations": np.float32,
-}
 _NUMPY = {"int2": np.int16, "int4": np.int32, "int8": np.int64, "float4": np.float32, "float8": np.float64}
 _FLAT = {"coefficients": r"^{b}_coeff_(\d+)$", "coefficient_errors": r"^e_{b}_coeff_(\d+)$"}
 _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="xpdb-parse")
@@ -67,12 +52,6 @@ def warm_up_text_parser_for(paths: list[Path], fmt: str | None = None) -> None:
 
 
 @dataclass
-class Scalar:
-    values: np.ndarray
-    null: np.ndarray
-
-
-@dataclass
 class Reject:
     """One reason a row was not loaded."""
 
@@ -80,20 +59,6 @@ class Reject:
     column: str | None
     reason: str
     value: str | None = None
-
-
-@dataclass
-class XpBatch:
-    """A validated-or-not batch of XP_CONTINUOUS rows in dense numpy form."""
-
-    n: int
-    source_id: Scalar
-    solution_id: Scalar
-    scalars: dict[str, Scalar] = field(default_factory=dict)  # "bp_n_parameters" -> Scalar
-    arrays: dict[str, DenseArrays] = field(default_factory=dict)  # "bp_coefficients" -> DenseArrays
-
-    def band_present(self, band: str) -> np.ndarray:
-        return ~self.arrays[f"{band}_coefficients"].null
 
 
 def _scalar(table: pa.Table, names: dict[str, str], name: str, kind: str) -> Scalar:
@@ -256,3 +221,73 @@ def copy_columns(batch: XpBatch, keep: np.ndarray, run_id: int) -> list[list[Col
         cols.append(Column("ingest_run_id", "int4", np.full(m, run_id, dtype=np.int32)))
         sets.append(cols)
     return sets
+
+
+XP_COLUMNS = ("source_id", "band", "solution_id", "n_parameters", "standard_deviation", "n_relevant_bases",
+              "basis_function_id", "coefficients", "coefficient_errors", "coefficient_correlations")
+
+
+def batch_from_rows(source_ids: Sequence[int], rows: Sequence[tuple]) -> XpBatch:
+    """Build an ``XpBatch`` for ``source_ids`` from ``xp_band`` rows (in ``XP_COLUMNS`` order).
+
+    Sources without rows get NULL bands (they stay in the batch, in the given order).
+    """
+    ids = np.asarray(source_ids, dtype=np.int64)
+    n = len(ids)
+    index = {int(s): i for i, s in enumerate(ids)}
+    batch = XpBatch(n=n, source_id=Scalar(ids.copy(), np.zeros(n, dtype=bool)),
+                    solution_id=Scalar(np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool)))
+    per_band: dict[str, list[tuple]] = {b: [] for b in BANDS}
+    for row in rows:
+        per_band[row[1]].append(row)
+    for band in BANDS:
+        band_rows = per_band[band]
+        pos = np.fromiter((index[int(r[0])] for r in band_rows), dtype=np.int64, count=len(band_rows))
+        for name, kind in BAND_SCALARS.items():
+            dtype = np.float32 if kind.startswith("float") else np.int16
+            batch.scalars[f"{band}_{name}"] = Scalar(np.zeros(n, dtype=dtype), np.ones(n, dtype=bool))
+        for col, name in ((3, "n_parameters"), (4, "standard_deviation"), (5, "n_relevant_bases"),
+                          (6, "basis_function_id")):
+            s = batch.scalars[f"{band}_{name}"]
+            vals = [r[col] for r in band_rows]
+            present = np.array([v is not None for v in vals], dtype=bool)
+            s.values[pos[present]] = np.array([v for v in vals if v is not None], dtype=s.values.dtype)
+            s.null[pos[present]] = False
+        if band_rows:
+            sol = np.array([r[2] if r[2] is not None else 0 for r in band_rows], dtype=np.int64)
+            batch.solution_id.values[pos] = sol
+            batch.solution_id.null[pos] = False
+        for col, (name, dtype) in zip((7, 8, 9), BAND_ARRAYS.items()):
+            blobs = [r[col] for r in band_rows]
+            code = "<f8" if dtype is np.float64 else "<f4"
+            dense = decode_bytea(blobs, code)
+            width = dense.shape[1] if dense.ndim == 2 else 0
+            values = np.full((n, width), np.nan, dtype=dtype)
+            lengths = np.zeros(n, dtype=np.int32)
+            null = np.ones(n, dtype=bool)
+            if band_rows:
+                values[pos] = dense
+                present = np.array([b is not None for b in blobs], dtype=bool)
+                lengths[pos[present]] = [len(b) // np.dtype(code).itemsize for b in blobs if b is not None]
+                null[pos[present]] = False
+            batch.arrays[f"{band}_{name}"] = DenseArrays(values, lengths, null)
+    return batch
+
+
+def fetch_xp(conn, source_ids: Sequence[int], *, between: tuple[int, int] | None = None) -> XpBatch:
+    """Read the XP spectra of ``source_ids`` from ``xpdb.xp_band`` (missing sources: NULL bands).
+
+    ``between`` (first, last) reads the whole source_id range in index order instead of
+    looking the ids up one by one (faster for the dense ranges of job batches).
+    """
+    ids = [int(s) for s in source_ids]
+    cur = conn.cursor(binary=True)
+    if between is not None:
+        cur.execute(f"SELECT {', '.join(XP_COLUMNS)} FROM xpdb.xp_band WHERE source_id BETWEEN %s AND %s",
+                    (int(between[0]), int(between[1])))
+        wanted = set(ids)
+        rows = [r for r in cur.fetchall() if r[0] in wanted]
+    else:
+        cur.execute(f"SELECT {', '.join(XP_COLUMNS)} FROM xpdb.xp_band WHERE source_id = ANY(%s)", (ids,))
+        rows = cur.fetchall()
+    return batch_from_rows(ids, rows)

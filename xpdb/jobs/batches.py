@@ -14,11 +14,9 @@ from dataclasses import dataclass
 
 import psycopg
 
+from xpdb.errors import JobError
+
 SELECTIONS = ("giant_sample", "final_sample", "model_domain", "all")
-
-
-class JobError(RuntimeError):
-    """A job that cannot be created or changed as asked."""
 
 
 def selection_sql(selection: str, where: str | None = None) -> str:

@@ -27,9 +27,15 @@ import numpy as np
 import psycopg
 
 from xpdb.db.copy import Column, copy_binary
+from xpdb.errors import LeaseLost
 from xpdb.jobs.batches import get_job, refresh_state, selection_sql
-from xpdb.xp.features import (FLAG_MISSING_BAND, FLAG_MISSING_EBV, FLAG_NO_SPECTRUM, FLAG_NOT_COMPUTABLE,
-                              Preprocessing)
+from xpdb.xp.features import (
+    FLAG_MISSING_BAND,
+    FLAG_MISSING_EBV,
+    FLAG_NO_SPECTRUM,
+    FLAG_NOT_COMPUTABLE,
+    Preprocessing,
+)
 
 LOCK_NAMESPACE = 0x7870  # first key of the two-key advisory locks on batches
 
@@ -268,7 +274,3 @@ class Worker:
                                 "(%(jobs)s::int[] IS NULL OR job_id = ANY(%(jobs)s::int[]))", {"jobs": job_ids}).fetchone()
         self.conn.commit()
         return row[0] > 0
-
-
-class LeaseLost(RuntimeError):
-    """Another worker took the batch over (this one was too slow or presumed dead)."""

@@ -5,7 +5,7 @@ Delta[Fe/H] = [Fe/H]_model - [Fe/H]_ref. Overall, in reference-[Fe/H] bins (<= -
 next to the residual sigma. The Gaussian is fitted to the histogram of the residuals
 (32 bins of a quarter robust sigma from 4 robust sigma below the median); below 50 stars,
 or if the fit fails, the robust estimates (median, 1.4826 MAD) are reported instead and
-``method`` says so. The SQL views use the same fit (sql/statistics.sql).
+``method`` says so. The SQL views use the same fit (``xpdb.gaussian_fit``, created by the migrations).
 """
 
 from __future__ import annotations

@@ -11,13 +11,10 @@ from dataclasses import dataclass
 import psycopg
 
 from xpdb import __version__
+from xpdb.errors import ModelNotFound
 
 COLUMNS = ("model_id", "kind", "name", "version", "hyperparameters", "preprocessing_id", "training_catalog",
            "test_catalog", "training_set_hash", "n_train", "metrics", "package_version", "device", "created_at")
-
-
-class ModelNotFound(LookupError):
-    """No model matches the reference."""
 
 
 @dataclass

@@ -52,15 +52,17 @@ from dataclasses import dataclass
 
 import antlr4
 from antlr4.atn.PredictionMode import PredictionMode
+from antlr4.error.ErrorListener import ErrorListener
 from antlr4.error.Errors import ParseCancellationException
 from antlr4.error.ErrorStrategy import BailErrorStrategy, DefaultErrorStrategy
 from antlr4.ListTokenSource import ListTokenSource
 from antlr4.ParserRuleContext import ParserRuleContext
 from antlr4.Token import CommonToken
-from antlr4.error.ErrorListener import ErrorListener
 from antlr4.tree.Tree import TerminalNode
 from queryparser.adql.ADQLLexer import ADQLLexer as L
 from queryparser.adql.ADQLParser import ADQLParser as P
+
+from xpdb.errors import ADQLError
 
 __all__ = ["ADQLError", "TranslatedQuery", "to_postgresql"]
 
@@ -99,17 +101,6 @@ _MATH = {"ABS": "abs", "CEILING": "ceil", "DEGREES": "degrees", "EXP": "exp", "F
          "SQRT": "sqrt", "ROUND": "round", "TRUNCATE": "trunc"}
 _MAX_NESTING = 40  # brackets
 _PARSE_LOCK = threading.Lock()  # the ANTLR runtime shares its prediction caches between parsers
-
-
-class ADQLError(ValueError):
-    """Bad ADQL; .line and .column (1-based) give the position; str() names them."""
-
-    line: int | None
-    column: int | None
-
-    def __init__(self, message: str, line: int | None = None, column: int | None = None):
-        self.message, self.line, self.column = message, line, column
-        super().__init__(f"line {line}, column {column}: {message}" if line is not None else message)
 
 
 @dataclass

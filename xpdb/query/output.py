@@ -11,12 +11,10 @@ import io
 import sys
 from pathlib import Path
 
+from xpdb.errors import OutputError
+
 FORMATS = ("table", "csv", "ecsv", "votable", "fits", "parquet")
 BINARY_FORMATS = ("fits", "parquet")
-
-
-class OutputError(ValueError):
-    """An output request that cannot be honoured (e.g. FITS to the terminal)."""
 
 
 def to_votable(table, *, binary: bool = True, info: dict | None = None):

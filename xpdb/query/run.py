@@ -15,19 +15,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import psycopg
 
+from xpdb.errors import QueryError
 from xpdb.query.columns import meta
 
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MAX_ROWS = 100_000
-
-
-class QueryError(RuntimeError):
-    """A query that PostgreSQL refused or that failed; the message is meant for users."""
-
-    def __init__(self, message: str, *, position: int | None = None, sqlstate: str | None = None):
-        super().__init__(message)
-        self.position = position
-        self.sqlstate = sqlstate
 
 
 @dataclass
@@ -56,7 +48,7 @@ def reader_connect(url: str | None = None) -> psycopg.Connection:
         return psycopg.connect(target)
     except psycopg.OperationalError as exc:
         raise QueryError(f"cannot connect as the read-only query role ({exc.args[0].splitlines()[0] if exc.args else exc}); "
-                         "create it with sql/roles.sql and set XPDB_READER_URL with its password") from exc
+                         "create it with migrations/sql/0005_views/roles.sql and set XPDB_READER_URL with its password") from exc
 
 
 def run_readonly(sql: str, params: tuple | dict | None = None, *, max_rows: int = DEFAULT_MAX_ROWS,
@@ -121,7 +113,6 @@ def rows_to_table(columns: list[str], type_codes: list[int], rows: list[tuple]):
     """Rows from psycopg into an astropy Table; NULLs become masked values."""
     from astropy import units as u
     from astropy.table import MaskedColumn, Table
-
     from psycopg.postgres import types as pg_types
 
     table = Table()

@@ -1,6 +1,6 @@
 """VOSI resources: ``/tap/capabilities``, ``/tap/availability``, ``/tap/tables`` (and ``/capabilities``).
 
-The table listing is read from TAP_SCHEMA (views over pg_catalog, see ``sql/tap.sql``)
+The table listing is read from TAP_SCHEMA (views over pg_catalog, created by the migrations)
 through the read-only role, so it shows exactly what queries can read, including
 ``xm_<catalogue>`` views created after the server started. ``/tap/tables?detail=min``
 lists names only; ``/tap/tables/{name}`` describes one table.

@@ -23,7 +23,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from xpdb.ingest.xp import BANDS, XpBatch
+from xpdb.xp.batch import BANDS, XpBatch
 from xpdb.xp.inputs import to_batch
 
 FLUX_UNIT = "W nm-1 m-2"

@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from xpdb.errors import CorrectionUnavailable
+
 CORRECTIONS = ("huang2024",)
 INSTALL_HINT = ("the Huang et al. (2024) correction needs the authors' package GaiaDR3XPspectracorrectionV1, "
                 "which is not on PyPI: download it from https://github.com/HiromonGON/GaiaXPcorrection "
                 "(or doi:10.12149/101375) and `pip install` it into this environment")
-
-
-class CorrectionUnavailable(RuntimeError):
-    """The requested correction's package is not installed."""
 
 
 def load_huang2024():

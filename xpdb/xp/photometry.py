@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from xpdb.ingest.xp import BANDS
+from xpdb.xp.batch import BANDS
 from xpdb.xp.calibrate import SampledBases, sample_bands
 from xpdb.xp.inputs import to_batch
 

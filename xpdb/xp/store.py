@@ -15,8 +15,8 @@ import numpy as np
 import psycopg
 
 from xpdb.db.copy import Column, copy_binary, decode_bytea
+from xpdb.ingest.xp import fetch_xp
 from xpdb.xp.features import Features, Preprocessing, compute_features
-from xpdb.xp.inputs import fetch_xp
 
 
 def preprocessing_id(conn: psycopg.Connection, preprocessing: Preprocessing) -> int:

@@ -1,12 +1,12 @@
 -- Dereddened photometry and the UA-CSNet sample selection (paper section 2.3).
--- {R_BP_RP} and {R_G} are filled by the migration from xpdb.xp.extinction (one source of truth):
--- constant reddening coefficients of the Zhang et al. (2024) XP curve for a 4500 K giant.
+-- Constant reddening coefficients of the Zhang et al. (2024) XP curve for a 4500 K giant, as
+-- xpdb.xp.extinction computed them when this migration was written (frozen here).
 
 CREATE OR REPLACE FUNCTION xpdb.bp_rp0(bp_rp real, ebv real) RETURNS double precision
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT bp_rp - {R_BP_RP} * ebv $$;
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT bp_rp - 1.1219 * ebv $$;
 
 CREATE OR REPLACE FUNCTION xpdb.g0(g real, ebv real) RETURNS double precision
-LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT g - {R_G} * ebv $$;
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$ SELECT g - 2.0867 * ebv $$;
 
 -- rgeo (Bailer-Jones r_med_geo, pc) where known, else 1000/parallax for positive parallaxes.
 CREATE OR REPLACE FUNCTION xpdb.distance_pc(rgeo real, parallax double precision) RETURNS double precision
