@@ -7,23 +7,23 @@ from sqlalchemy import create_engine, text
 
 from xpdb.config import SCHEMA
 from xpdb.db.engine import database_url, sqlalchemy_url
+from xpdb.db.lease import LockSpace  # parallel workers must not migrate at the same time
 
 config = context.config
 url = config.attributes.get("xpdb_url") or config.get_main_option("sqlalchemy.url") or database_url()
-MIGRATION_LOCK = 0x7870_6462  # "xpdb": parallel workers must not migrate at the same time
 
 
 def run_migrations_online() -> None:
     engine = create_engine(sqlalchemy_url(url))
     with engine.connect() as connection:
-        connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": MIGRATION_LOCK})
+        connection.execute(text("SELECT pg_advisory_lock(:s, 0)"), {"s": int(LockSpace.MIGRATION)})
         connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}"))
         connection.commit()
         context.configure(connection=connection, version_table_schema=SCHEMA, transaction_per_migration=True)
         with context.begin_transaction():
             context.run_migrations()
         connection.commit()
-        connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK})
+        connection.execute(text("SELECT pg_advisory_unlock(:s, 0)"), {"s": int(LockSpace.MIGRATION)})
     engine.dispose()
 
 

@@ -9,7 +9,6 @@ one; the other is rejected with the reason.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,8 @@ import psycopg
 import pyarrow as pa
 
 from xpdb.ingest.readers import IngestFileError, TableReader
-from xpdb.ingest.runs import IngestReport, ProgressCallback, _store_rejects, file_sha256
+from xpdb.ingest import runlog
+from xpdb.ingest.runs import IngestReport, ProgressCallback, file_sha256
 
 _COMMON = {
     "source_id": ("source_id", "source", "gaiadr3", "dr3_source_id", "gaia_source_id", "gaia_dr3_source_id",
@@ -129,18 +129,17 @@ def _load(url: str, target: _Target, path: Path, name: str, mapping: dict[str, s
         raise IngestFileError(path, "no such file")
     sha = file_sha256(path)
     with psycopg.connect(url) as conn:
-        prev = conn.execute("SELECT run_id FROM xpdb.ingest_run WHERE kind = %s AND target = %s AND sha256 = %s "
-                            "AND status = 'done' ORDER BY run_id DESC LIMIT 1", (target.kind, name, sha)).fetchone()
+        prev = runlog.previous(conn, target.kind, name, sha, statuses=("done",))
         if prev and not replace:
-            report.status, report.run_id = "no-op", prev[0]
-            report.message = f"already loaded into {name} by run {prev[0]} (same sha256); use --replace to load again"
+            report.status, report.run_id = "no-op", prev.run_id
+            report.message = (f"already loaded into {name} by run {prev.run_id} (same sha256); "
+                              "replace=True (--replace) loads it again")
             return report
         try:
             table, numbers = _read_all(path, fmt)
         except IngestFileError as exc:
-            conn.execute("INSERT INTO xpdb.ingest_run (kind, target, path, sha256, file_size, status, error, "
-                         "finished_at) VALUES (%s, %s, %s, %s, %s, 'failed', %s, now())",
-                         (target.kind, name, str(path.resolve()), sha, path.stat().st_size, str(exc)))
+            runlog.record_failed(conn, kind=target.kind, target=name, path=path, size=path.stat().st_size,
+                                 error=str(exc), sha256=sha)
             conn.commit()
             raise
         cols = _resolve(table.column_names, target.columns, mapping)
@@ -208,11 +207,9 @@ def _load(url: str, target: _Target, path: Path, name: str, mapping: dict[str, s
         updates = ", ".join(f"{k} = coalesce(EXCLUDED.{k}, {target.registry}.{k})" for k in registry_values) or "name = EXCLUDED.name"
         conn.execute(f"INSERT INTO {target.registry} ({reg_cols}) VALUES ({reg_vals}) "
                      f"ON CONFLICT (name) DO UPDATE SET {updates}", (name, *registry_values.values()))
-        run_id = conn.execute(
-            "INSERT INTO xpdb.ingest_run (kind, target, path, sha256, file_size, file_format, options) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING run_id",
-            (target.kind, name, str(path.resolve()), sha, path.stat().st_size, fmt or path.suffix.lstrip("."),
-             json.dumps({"map": mapping, "radius_arcsec": radius_arcsec, "replace": replace}))).fetchone()[0]
+        run_id = runlog.start(conn, kind=target.kind, target=name, path=path, size=path.stat().st_size,
+                              fmt=fmt or path.suffix.lstrip("."), sha256=sha,
+                              options={"map": mapping, "radius_arcsec": radius_arcsec, "replace": replace})
         report.run_id = run_id
         conn.execute("CREATE TEMP TABLE _incoming (row_number bigint, source_id bigint, ra float8, dec float8, "
                      + ", ".join(f"{v} real" for v in target.values)
@@ -267,16 +264,15 @@ def _load(url: str, target: _Target, path: Path, name: str, mapping: dict[str, s
             f"match_sep{extra_col}, %s FROM _incoming ORDER BY row_number", (name, run_id)).rowcount
         unmatched = conn.execute("SELECT count(*) FROM _incoming WHERE source_id IS NULL").fetchone()[0]
         if rejects:
-            _store_rejects(conn, run_id, rejects)
+            runlog.store_rejects(conn, run_id, rejects)
         report.rows_read = n
         report.rows_loaded = loaded
         report.rows_rejected = len({r[0] for r in rejects})
         report.rejects = [(r[0], r[2], r[3]) for r in rejects[:20]]
         report.message = (f"{name}: {loaded} rows stored, {matched} matched by position within {radius_arcsec:g} arcsec, "
                           f"{unmatched} without a Gaia source")
-        conn.execute("UPDATE xpdb.ingest_run SET status = 'done', finished_at = now(), rows_read = %s, rows_loaded = %s, "
-                     "rows_rejected = %s, next_row = %s WHERE run_id = %s",
-                     (n, loaded, report.rows_rejected, int(numbers.max()) if n else 0, run_id))
+        runlog.finish(conn, run_id, read=n, loaded=loaded, rejected=report.rows_rejected,
+                      next_row=int(numbers.max()) if n else 0)
         conn.commit()
         conn.autocommit = True
         conn.execute(f"ANALYZE {target.table}")

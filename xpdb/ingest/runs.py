@@ -12,7 +12,6 @@ Reading and validating the next chunk overlaps the COPY of the current one.
 from __future__ import annotations
 
 import hashlib
-import json
 import queue
 import threading
 import time
@@ -25,6 +24,8 @@ import numpy as np
 import psycopg
 
 from xpdb.db.copy import Column, copy_binary
+from xpdb.db.lease import LockSpace, try_lock, unlock
+from xpdb.ingest import runlog
 from xpdb.ingest import sources as sources_mod
 from xpdb.ingest import xp as xp_mod
 from xpdb.ingest.readers import Chunk, IngestFileError, TableReader
@@ -185,48 +186,37 @@ def ingest_file(
         raise IngestFileError(path, "no such file")
     size = path.stat().st_size
     with psycopg.connect(url) as conn:
-        lock_key = int(hashlib.sha256(f"{kind}:{path.resolve()}".encode()).hexdigest()[:15], 16)
-        if not conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_key,)).fetchone()[0]:
+        lock_key = f"{kind}:{path.resolve()}"
+        if not try_lock(conn, LockSpace.INGEST_FILE, lock_key):
             raise IngestFileError(path, "this file is being loaded by another process right now")
         conn.commit()
         try:
             # The sha256 identifies the file. Only when a previous run saw a file of this size
             # must it be known before loading (no-op or resume); otherwise it is computed in
             # the background while the file loads.
-            seen_size = conn.execute(
-                "SELECT 1 FROM xpdb.ingest_run WHERE kind = %s AND target = '' AND file_size = %s "
-                "AND status IN ('done', 'running') LIMIT 1", (kind, size)).fetchone()
+            seen_size = runlog.seen_size(conn, kind, "", size)
             sha = _Sha256(path, background=not seen_size)
-            previous = None
-            if seen_size:
-                previous = conn.execute(
-                    "SELECT run_id, status, next_row FROM xpdb.ingest_run WHERE kind = %s AND target = '' "
-                    "AND sha256 = %s AND status IN ('done', 'running') ORDER BY run_id DESC LIMIT 1",
-                    (kind, sha.result())).fetchone()
+            previous = runlog.previous(conn, kind, "", sha.result()) if seen_size else None
             conn.commit()
-            if previous and previous[1] == "done" and not replace:
+            if previous and previous.status == "done" and not replace:
                 report.status = "no-op"
-                report.run_id = previous[0]
-                report.message = f"already loaded by run {previous[0]} (same sha256); use --replace to load it again"
+                report.run_id = previous.run_id
+                report.message = (f"already loaded by run {previous.run_id} (same sha256); "
+                                  "replace=True (--replace) loads it again")
                 report.seconds = time.perf_counter() - t0
                 return report
             reader = _open_reader(conn, kind, path, sha, fmt, chunk_rows)
             ctx = spec.prepare(reader, options)
-            resume = previous if previous and previous[1] == "running" else None
+            resume = previous if previous and previous.status == "running" else None
             chunked = (reader.n_rows is None and size > 256 << 20) or (reader.n_rows or 0) > single_transaction_rows
             if resume:
-                run_id, start_row = resume[0], int(resume[2]) + 1
+                run_id, start_row = resume.run_id, resume.next_row + 1
                 report.resumed_from = start_row
-                conn.execute("UPDATE xpdb.ingest_run SET options = options || %s::jsonb WHERE run_id = %s",
-                             (json.dumps({"resumed": True}), run_id))
+                runlog.mark_resumed(conn, run_id)
                 chunked = True
             else:
-                run_id = conn.execute(
-                    "INSERT INTO xpdb.ingest_run (kind, path, sha256, file_size, file_format, options) "
-                    "VALUES (%s, %s, %s, %s, %s, %s) RETURNING run_id",
-                    (kind, str(path.resolve()), "", size, reader.format,
-                     json.dumps(_jsonable(options, replace))),
-                ).fetchone()[0]
+                run_id = runlog.start(conn, kind=kind, path=path, size=size, fmt=reader.format,
+                                      options=_jsonable(options, replace))
                 start_row = 1
                 if chunked:
                     conn.commit()
@@ -242,16 +232,14 @@ def ingest_file(
                 raise
             finally:
                 reader.close()
-            conn.execute(
-                "UPDATE xpdb.ingest_run SET status = 'done', finished_at = now(), rows_read = %s, "
-                "rows_loaded = %s, rows_rejected = %s, sha256 = %s WHERE run_id = %s",
-                (report.rows_read, report.rows_loaded, report.rows_rejected, sha.result(), run_id))
+            runlog.finish(conn, run_id, read=report.rows_read, loaded=report.rows_loaded,
+                          rejected=report.rows_rejected, sha256=sha.result())
             conn.commit()
             if report.rows_loaded:
                 _after_bulk_load(conn, spec, report.rows_loaded)
         finally:
             conn.rollback()
-            conn.execute("SELECT pg_advisory_unlock(%s)", (lock_key,))
+            unlock(conn, LockSpace.INGEST_FILE, lock_key)
             conn.commit()
     report.seconds = time.perf_counter() - t0
     return report
@@ -290,10 +278,8 @@ def _open_reader(conn, kind, path, sha: _Sha256, fmt, chunk_rows) -> TableReader
     try:
         return TableReader(path, fmt=fmt, chunk_rows=chunk_rows)
     except IngestFileError as exc:
-        conn.execute(
-            "INSERT INTO xpdb.ingest_run (kind, path, sha256, file_size, status, error, finished_at) "
-            "VALUES (%s, %s, %s, %s, 'failed', %s, now())",
-            (kind, str(Path(path).resolve()), sha.result(), Path(path).stat().st_size, str(exc)))
+        runlog.record_failed(conn, kind=kind, path=path, size=Path(path).stat().st_size, error=str(exc),
+                             sha256=sha.result())
         conn.commit()
         raise
 
@@ -303,14 +289,9 @@ def _record_failure(conn, spec, run_id, chunked, exc, kind, path, sha: _Sha256, 
     message = str(exc) or type(exc).__name__
     if chunked:
         conn.execute(f"DELETE FROM {spec.table} WHERE ingest_run_id = %s", (run_id,))
-        conn.execute("DELETE FROM xpdb.ingest_reject WHERE run_id = %s", (run_id,))
-        conn.execute("UPDATE xpdb.ingest_run SET status = 'failed', error = %s, finished_at = now() WHERE run_id = %s",
-                     (message, run_id))
+        runlog.mark_failed(conn, run_id, message)
     else:
-        conn.execute(
-            "INSERT INTO xpdb.ingest_run (kind, path, sha256, file_size, file_format, status, error, finished_at) "
-            "VALUES (%s, %s, %s, %s, %s, 'failed', %s, now())",
-            (kind, str(Path(path).resolve()), sha.result(), size, fmt, message))
+        runlog.record_failed(conn, kind=kind, path=path, size=size, error=message, sha256=sha.result(), fmt=fmt)
     conn.commit()
 
 
@@ -374,7 +355,7 @@ def _load(conn: psycopg.Connection, spec: TableSpec, reader: TableReader, ctx, r
         if keep.any():
             copy_binary(conn, spec.table, *spec.copy_columns(batch, keep, run_id))
         if all_rejects:
-            _store_rejects(conn, run_id, all_rejects)
+            runlog.store_rejects(conn, run_id, all_rejects)
             for row, _sid, column, reason, _value in all_rejects:
                 if len(report.rejects) < max_reported:
                     report.rejects.append((row, column, reason))
@@ -383,13 +364,11 @@ def _load(conn: psycopg.Connection, spec: TableSpec, reader: TableReader, ctx, r
         report.rows_loaded += int(keep.sum())
         report.rows_rejected += n_rejected_rows
         done = int(max(numbers.max() if n else done, max((r[0] for r in chunk.invalid_rows), default=done)))
-        conn.execute(
-            "UPDATE xpdb.ingest_run SET next_row = %s, rows_read = rows_read + %s, rows_loaded = rows_loaded + %s, "
-            "rows_rejected = rows_rejected + %s WHERE run_id = %s",
-            (done, n + len(chunk.invalid_rows), int(keep.sum()), n_rejected_rows, run_id))
+        runlog.add_progress(conn, run_id, next_row=done, read=n + len(chunk.invalid_rows), loaded=int(keep.sum()),
+                            rejected=n_rejected_rows)
         if chunked:
             if sha is not None:
-                conn.execute("UPDATE xpdb.ingest_run SET sha256 = %s WHERE run_id = %s", (sha.result(), run_id))
+                runlog.set_sha256(conn, run_id, sha.result())
                 sha = None
             conn.commit()
         if progress:
@@ -409,14 +388,6 @@ def _empty_table_fast_path(conn: psycopg.Connection, table: str) -> None:
     conn.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
     if not conn.execute(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchone()[0]:
         conn.execute(f"TRUNCATE {table}")
-
-
-def _store_rejects(conn: psycopg.Connection, run_id: int, rejects: list) -> None:
-    with conn.cursor() as cur:
-        with cur.copy("COPY xpdb.ingest_reject (run_id, row_number, source_id, column_name, reason, value) "
-                      "FROM STDIN") as copy:
-            for row, sid, column, reason, value in rejects:
-                copy.write_row((run_id, row, sid, column, reason, None if value is None else value[:200]))
 
 
 def _after_bulk_load(conn: psycopg.Connection, spec: TableSpec, loaded: int) -> None:

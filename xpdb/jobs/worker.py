@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import psycopg
 
+from xpdb.db.lease import LockSpace, claim, unlock
 from xpdb.db.copy import Column, copy_binary
 from xpdb.errors import LeaseLost
 from xpdb.jobs.batches import get_job, refresh_state, selection_sql
@@ -37,7 +38,6 @@ from xpdb.xp.features import (
     Preprocessing,
 )
 
-LOCK_NAMESPACE = 0x7870  # first key of the two-key advisory locks on batches
 
 FLAG_OUTSIDE_COLOUR = 1
 FLAG_FAINT = 2
@@ -102,19 +102,22 @@ class Worker:
         """Take the next pending batch, else an abandoned running one, of these jobs (any when None)."""
         conn = self.conn
         with conn.transaction():
-            # one pending row at a time, so that concurrent workers never starve each other
-            rows = conn.execute(self._CANDIDATES, {"state": "pending", "jobs": job_ids, "limit": 1}).fetchall()
-            rows += conn.execute(self._CANDIDATES, {"state": "running", "jobs": job_ids, "limit": 64}).fetchall()
-            for batch_id, job_id, first, last, n, attempts, state, expired, max_attempts, lease_seconds in rows:
-                got = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (LOCK_NAMESPACE, batch_id)).fetchone()[0]
-                if not got and not (state == "running" and expired):
-                    continue  # a live worker has it
+            while True:
+                # one pending row at a time, so that concurrent workers never starve each other
+                rows = conn.execute(self._CANDIDATES, {"state": "pending", "jobs": job_ids, "limit": 1}).fetchall()
+                rows += conn.execute(self._CANDIDATES, {"state": "running", "jobs": job_ids, "limit": 64}).fetchall()
+                # a running batch whose lock is free was abandoned; one whose lease expired is taken over
+                row, got = claim(conn, LockSpace.JOB_BATCH, rows,
+                                       take_unlocked=lambda r: r[6] == "running" and r[7])
+                if row is None:
+                    return None
+                batch_id, job_id, first, last, n, attempts, state, expired, max_attempts, lease_seconds = row
                 if attempts >= max_attempts:
                     conn.execute("UPDATE xpdb.job_batch SET state = 'failed', finished_at = now(), error = coalesce("
                                  "error, 'abandoned by its worker') || ' (after ' || attempts || ' attempts)' "
                                  "WHERE batch_id = %s", (batch_id,))
                     if got:
-                        conn.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_NAMESPACE, batch_id))
+                        unlock(conn, LockSpace.JOB_BATCH, batch_id)
                     refresh_state(conn, job_id)
                     continue
                 conn.execute("UPDATE xpdb.job_batch SET state = 'running', lease_owner = %s, attempts = attempts + 1, "
@@ -122,10 +125,9 @@ class Worker:
                              "WHERE batch_id = %s", (self.name, lease_seconds, batch_id))
                 conn.execute("UPDATE xpdb.job SET state = 'running' WHERE job_id = %s AND state = 'pending'", (job_id,))
                 return Lease(batch_id, job_id, first, last, n, attempts + 1)
-        return None
 
-    def release(self, lease: Lease) -> None:
-        self.conn.execute("SELECT pg_advisory_unlock(%s, %s)", (LOCK_NAMESPACE, lease.batch_id))
+    def release(self, held: Lease) -> None:
+        unlock(self.conn, LockSpace.JOB_BATCH, held.batch_id)
         self.conn.commit()
 
     # -- work -----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import psycopg
 
 from xpdb import __version__
+from xpdb.db.lease import LockSpace, lock_for_transaction
 from xpdb.errors import ModelNotFound
 
 COLUMNS = ("model_id", "kind", "name", "version", "hyperparameters", "preprocessing_id", "training_catalog",
@@ -51,7 +52,7 @@ def save(conn: psycopg.Connection, *, kind: str, name: str, hyperparameters: dic
          test_catalog: str | None = None, training_set_hash: str | None = None, n_train: int | None = None,
          device: str | None = None) -> ModelRecord:
     """Insert a new version of ``name``; the version is one more than the newest."""
-    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"xpdb.model:{name}",))
+    lock_for_transaction(conn, LockSpace.MODEL_NAME, name)
     version = conn.execute("SELECT coalesce(max(version), 0) + 1 FROM xpdb.model WHERE name = %s", (name,)).fetchone()[0]
     conn.execute(
         "INSERT INTO xpdb.model (kind, name, version, hyperparameters, preprocessing_id, training_catalog, "

@@ -2,7 +2,7 @@
 
 The service writes these tables with the main role; users' queries, which run as
 ``xpdb_reader``, cannot read them. A job being executed is marked by its executor's
-session-level advisory lock (class :data:`LOCK_CLASS`, key ``hashtext(job_id)``), taken in
+session-level advisory lock (``xpdb.db.lease``, space ``UWS_JOB``), taken in
 the same transaction that sets the phase to EXECUTING. A job left EXECUTING whose lock
 is free has lost its executor (the server died or lost its connection):
 :meth:`JobStore.recover` queues it again, or gives up with ERROR after
@@ -20,11 +20,11 @@ from datetime import datetime, timedelta, timezone
 import psycopg
 
 from xpdb.service.pool import ConnectionPool
+from xpdb.db.lease import LockSpace, is_free, try_lock, unlock
 
 PHASES = ("PENDING", "QUEUED", "EXECUTING", "COMPLETED", "ERROR", "ABORTED", "UNKNOWN", "HELD", "SUSPENDED",
           "ARCHIVED")
 ACTIVE = ("PENDING", "QUEUED", "EXECUTING")
-LOCK_CLASS = 0x75777331  # "uws1"
 MAX_ATTEMPTS = 3
 # parameters that act on the job instead of being job parameters
 CONTROL = ("PHASE", "RUNID", "EXECUTIONDURATION", "DESTRUCTION", "ACTION")
@@ -213,7 +213,7 @@ class JobStore:
             if row is None:
                 return None
             job_id = row[0]
-            if not conn.execute("SELECT pg_try_advisory_lock(%s, hashtext(%s))", (LOCK_CLASS, job_id)).fetchone()[0]:
+            if not try_lock(conn, LockSpace.UWS_JOB, job_id):
                 return None
             try:
                 row = conn.execute(
@@ -232,7 +232,7 @@ class JobStore:
 
     @staticmethod
     def release(conn: psycopg.Connection, job_id: str) -> None:
-        conn.execute("SELECT pg_advisory_unlock(%s, hashtext(%s))", (LOCK_CLASS, job_id))
+        unlock(conn, LockSpace.UWS_JOB, job_id)
         conn.commit()
 
     @staticmethod
@@ -279,9 +279,7 @@ class JobStore:
                                    "FOR UPDATE SKIP LOCKED", (job_id,)).fetchone()
                 if row is None:
                     continue
-                free = conn.execute("SELECT pg_try_advisory_xact_lock(%s, hashtext(%s))",
-                                    (LOCK_CLASS, job_id)).fetchone()[0]
-                if not free:
+                if not is_free(conn, LockSpace.UWS_JOB, job_id):
                     continue  # its executor is alive
                 if row[0] >= MAX_ATTEMPTS:
                     conn.execute("UPDATE xpdb.uws_job SET phase = 'ERROR', end_time = now(), error_message = %s "
