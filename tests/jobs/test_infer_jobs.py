@@ -15,9 +15,9 @@ import pytest
 from typer.testing import CliRunner
 
 from xpdb.cli.main import app
+from xpdb.flags import PredictionFlag
 from xpdb.jobs.batches import create_job, get_job, selection_sql
-from xpdb.jobs.worker import (FLAG_FAINT, FLAG_MISSING_BAND_P, FLAG_NO_FEATURES, FLAG_NOT_GIANT, FLAG_OUTSIDE_COLOUR,
-                              Worker)
+from xpdb.jobs.worker import Worker
 
 
 def selected(conn, selection="giant_sample", where=None) -> list[int]:
@@ -133,8 +133,8 @@ def test_all_sources_flags_and_a_poisoned_star(jobs_url):
     with psycopg.connect(url, autocommit=True) as conn:
         assert {r[0] for r in conn.execute("SELECT state FROM xpdb.job_batch WHERE job_id = %s", (job_id,))} == {"done"}
         flags = dict(conn.execute("SELECT source_id, flags FROM xpdb.prediction").fetchall())
-        assert flags[poisoned[0][0]] & FLAG_MISSING_BAND_P and flags[poisoned[0][0]] & FLAG_NO_FEATURES
-        assert flags[poisoned[1][0]] & FLAG_NO_FEATURES
+        assert flags[poisoned[0][0]] & PredictionFlag.MISSING_BAND and flags[poisoned[0][0]] & PredictionFlag.NO_FEATURES
+        assert flags[poisoned[1][0]] & PredictionFlag.NO_FEATURES
         feh = dict(conn.execute("SELECT source_id, feh FROM xpdb.prediction").fetchall())
         assert feh[poisoned[0][0]] is None and feh[poisoned[1][0]] is None
         phot = conn.execute("SELECT source_id, bp_rp0, phot_g_mean_mag FROM xpdb.source_photometry").fetchall()
@@ -142,9 +142,9 @@ def test_all_sources_flags_and_a_poisoned_star(jobs_url):
         for sid, bp_rp0, g in phot:
             if sid not in flags:
                 continue
-            assert bool(flags[sid] & FLAG_OUTSIDE_COLOUR) == (bp_rp0 is None or not 0.7 < bp_rp0 < 1.9)
-            assert bool(flags[sid] & FLAG_FAINT) == (g is None or g > 15)
-            assert bool(flags[sid] & FLAG_NOT_GIANT) == (sid not in giants)
+            assert bool(flags[sid] & PredictionFlag.OUTSIDE_COLOUR) == (bp_rp0 is None or not 0.7 < bp_rp0 < 1.9)
+            assert bool(flags[sid] & PredictionFlag.FAINT) == (g is None or g > 15)
+            assert bool(flags[sid] & PredictionFlag.NOT_GIANT) == (sid not in giants)
 
 
 def test_a_failing_batch_is_retried_then_failed_with_its_error(jobs_url):

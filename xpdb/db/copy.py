@@ -28,6 +28,7 @@ SCALAR_TYPES: dict[str, str] = {
 }
 BYTEA_TYPES: dict[str, str] = {"bytea_f4": "<f4", "bytea_f8": "<f8"}
 TEXT_FIXED = "text_fixed"  # values: a numpy bytes array ('S2', ...), every value the same length
+TEXT = "text"  # values: str or bytes of any lengths (encoded as UTF-8)
 
 
 @dataclass
@@ -35,8 +36,8 @@ class Column:
     """One column of a batch.
 
     ``kind`` is a scalar PostgreSQL type (``int8``, ``float4``, ...), ``bytea_f4`` /
-    ``bytea_f8`` for a 2-D array of floats written as bytea, or ``text_fixed`` for
-    equal-length ASCII text. ``null`` marks NULL rows; ``lengths`` gives the used length
+    ``bytea_f8`` for a 2-D array of floats written as bytea, ``text_fixed`` for
+    equal-length ASCII text or ``text`` for text of any length. ``null`` marks NULL rows; ``lengths`` gives the used length
     of each row of a 2-D array (the rest is padding).
     """
 
@@ -48,9 +49,11 @@ class Column:
 
 
 def _layout(columns: Sequence[Column], n: int) -> np.ndarray:
-    """Per row and column: -1 for NULL, else the number of array elements (0 for scalars)."""
+    """Per row and column: -1 for NULL, else the number of array elements or bytes (0 for scalars)."""
     layout = np.empty((n, len(columns)), dtype=np.int64)
     for j, col in enumerate(columns):
+        if col.kind == TEXT and col.values.dtype.kind != "S":
+            col.values = np.char.encode(np.asarray(col.values, dtype=str), "utf-8")
         if len(col.values) != n:
             raise ValueError(f"column {col.name} has {len(col.values)} rows, expected {n}")
         if col.kind in BYTEA_TYPES:
@@ -58,6 +61,8 @@ def _layout(columns: Sequence[Column], n: int) -> np.ndarray:
             layout[:, j] = col.lengths if col.lengths is not None else width
         elif col.kind in SCALAR_TYPES or col.kind == TEXT_FIXED:
             layout[:, j] = 0
+        elif col.kind == TEXT:
+            layout[:, j] = np.char.str_len(col.values)
         else:
             raise ValueError(f"unsupported COPY column kind {col.kind!r} for {col.name}")
         if col.null is not None:
@@ -109,6 +114,8 @@ def _encode_group(columns: Sequence[Column], pattern: np.ndarray, rows, m: int) 
             sizes.append(int(pattern[j]) * np.dtype(BYTEA_TYPES[col.kind]).itemsize)
         elif col.kind == TEXT_FIXED:
             sizes.append(col.values.dtype.itemsize)
+        elif col.kind == TEXT:
+            sizes.append(int(pattern[j]))
         else:
             sizes.append(np.dtype(SCALAR_TYPES[col.kind]).itemsize)
     out = np.empty((m, 2 + 4 * len(columns) + sum(sizes)), dtype=np.uint8)
@@ -126,6 +133,9 @@ def _encode_group(columns: Sequence[Column], pattern: np.ndarray, rows, m: int) 
             out[:, off:off + size] = _as_bytes(src, BYTEA_TYPES[col.kind], m)
         elif col.kind == TEXT_FIXED:
             out[:, off:off + size] = np.ascontiguousarray(col.values[rows]).view(np.uint8).reshape(m, size)
+        elif col.kind == TEXT:
+            raw = np.ascontiguousarray(col.values[rows])
+            out[:, off:off + size] = raw.view(np.uint8).reshape(m, raw.dtype.itemsize)[:, :size]
         else:
             out[:, off:off + size] = _as_bytes(col.values[rows], SCALAR_TYPES[col.kind], m)
         off += size

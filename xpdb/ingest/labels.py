@@ -38,6 +38,8 @@ LABEL_COLUMNS = {
     "teff_err": ("teff_err", "e_teff", "teff_error"),
     "logg": ("logg", "log_g", "logg_spec"),
     "logg_err": ("logg_err", "e_logg", "logg_error"),
+    "alpha_m": ("alpha_m", "[alpha/m]", "alpha_fe", "[alpha/fe]", "alpham", "alphafe"),
+    "alpha_m_err": ("alpha_m_err", "e_alpha_m", "e_[alpha/m]", "alpha_fe_err", "e_alpha_fe"),
 }
 MEMBER_COLUMNS = {
     **_COMMON,
@@ -46,7 +48,7 @@ MEMBER_COLUMNS = {
     "cluster": ("cluster", "cluster_name", "cl_name"),
 }
 LABEL_RANGES = {"feh": (-6.0, 1.5), "feh_err": (0.0, 5.0), "teff": (2000.0, 60000.0), "teff_err": (0.0, 10000.0),
-                "logg": (-1.0, 6.5), "logg_err": (0.0, 5.0)}
+                "logg": (-1.0, 6.5), "logg_err": (0.0, 5.0), "alpha_m": (-1.5, 2.0), "alpha_m_err": (0.0, 5.0)}
 
 
 @dataclass
@@ -60,7 +62,7 @@ class _Target:
 
 
 LABELS = _Target("labels", "xpdb.reference_label", "xpdb.reference_catalog", "catalog", LABEL_COLUMNS,
-                 ("feh", "feh_err", "teff", "teff_err", "logg", "logg_err"))
+                 ("feh", "feh_err", "teff", "teff_err", "logg", "logg_err", "alpha_m", "alpha_m_err"))
 MEMBERS = _Target("members", "xpdb.cluster_member", "xpdb.cluster", "cluster", MEMBER_COLUMNS,
                   ("membership_probability",))
 
@@ -142,143 +144,159 @@ def _load(url: str, target: _Target, path: Path, name: str, mapping: dict[str, s
                                  error=str(exc), sha256=sha)
             conn.commit()
             raise
-        cols = _resolve(table.column_names, target.columns, mapping)
-        n = table.num_rows
-        rejects: list[tuple] = []
-        keep = np.ones(n, dtype=bool)
-        if target is MEMBERS and "cluster" in cols:
-            in_cluster = np.array([_norm_name(v) == _norm_name(name) for v in table.column(cols["cluster"]).to_pylist()])
-            table, numbers = table.filter(pa.array(in_cluster)), numbers[in_cluster]
-            n = table.num_rows
-            keep = np.ones(n, dtype=bool)
-            if n == 0:
-                raise IngestFileError(path, f"no rows of cluster {name!r} in the file's {cols['cluster']} column")
-        sid_col = cols.get("source_id")
-        if sid_col:
-            sid_arr = table.column(sid_col).cast(pa.int64(), safe=False)
-            sid_null = np.asarray(sid_arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
-            sid = np.asarray(sid_arr.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
-        else:
-            sid, sid_null = np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool)
-        ra, dec = _float(table, cols.get("ra")), _float(table, cols.get("dec"))
-        if ("ra" not in cols or "dec" not in cols) and "l" in cols and "b" in cols:
-            from astropy import units as u
-            from astropy.coordinates import SkyCoord
-
-            lon, lat = _float(table, cols["l"]), _float(table, cols["b"])
-            ok = np.isfinite(lon) & np.isfinite(lat)
-            icrs = SkyCoord(l=lon[ok] * u.deg, b=lat[ok] * u.deg, frame="galactic").icrs
-            ra[ok], dec[ok] = icrs.ra.deg, icrs.dec.deg
-        has_pos = np.isfinite(ra) & np.isfinite(dec)
-        if not sid_col and not has_pos.any():
-            raise IngestFileError(path, "the file has neither source_id nor positions (ra/dec or l/b); use --map")
-        values = {v: _float(table, cols.get(v)) for v in target.values}
-        original = (table.column(cols["original_id"]).cast(pa.string()).to_pylist() if "original_id" in cols
-                    else [None] * n)
-
-        def reject(mask, column, reason, vals=None):
-            for i in np.flatnonzero(mask & keep):
-                rejects.append((int(numbers[i]), None if sid_null[i] else int(sid[i]), column, reason,
-                                None if vals is None else str(vals[i])))
-            keep[mask] = False
-
-        reject(sid_null & ~has_pos, "source_id", "neither source_id nor a position")
-        with np.errstate(invalid="ignore"):
-            reject(has_pos & ((ra < 0) | (ra >= 360) | (dec < -90) | (dec > 90)), "ra/dec",
-                   "absurd value: position outside the sky", ra)
-            for v, (lo, hi) in LABEL_RANGES.items():
-                if v in values and v in cols:
-                    x = values[v]
-                    reject(np.isfinite(x) & ((x < lo) | (x > hi)), cols[v], f"absurd value: {v} outside [{lo:g}, {hi:g}]", x)
-            if target is LABELS and "feh" in cols:
-                reject(~np.isfinite(values["feh"]), cols["feh"], "missing or non-finite [Fe/H]")
-            if target is MEMBERS and min_probability is not None:
-                p = values["membership_probability"]
-                below = ~(p >= min_probability)
-                keep[below] = False  # a selection, not an error
-
-        extra_names = [c for c in table.column_names if c not in cols.values()]
-        extras = _extras(table, extra_names) if target is LABELS else [None] * n
-
-        if progress:
-            progress(n, n)
-        reg_cols = ", ".join(["name", *registry_values])
-        reg_vals = ", ".join(["%s"] * (1 + len(registry_values)))
-        updates = ", ".join(f"{k} = coalesce(EXCLUDED.{k}, {target.registry}.{k})" for k in registry_values) or "name = EXCLUDED.name"
-        conn.execute(f"INSERT INTO {target.registry} ({reg_cols}) VALUES ({reg_vals}) "
-                     f"ON CONFLICT (name) DO UPDATE SET {updates}", (name, *registry_values.values()))
-        run_id = runlog.start(conn, kind=target.kind, target=name, path=path, size=path.stat().st_size,
-                              fmt=fmt or path.suffix.lstrip("."), sha256=sha,
-                              options={"map": mapping, "radius_arcsec": radius_arcsec, "replace": replace})
-        report.run_id = run_id
-        conn.execute("CREATE TEMP TABLE _incoming (row_number bigint, source_id bigint, ra float8, dec float8, "
-                     + ", ".join(f"{v} real" for v in target.values)
-                     + ", original_id text, extra jsonb, match_sep real) ON COMMIT DROP")
-        with conn.cursor() as cur:
-            with cur.copy("COPY _incoming (row_number, source_id, ra, dec, " + ", ".join(target.values)
-                          + ", original_id, extra) FROM STDIN") as copy:
-                for i in np.flatnonzero(keep):
-                    copy.write_row((int(numbers[i]), None if sid_null[i] else int(sid[i]),
-                                    float(ra[i]) if has_pos[i] else None, float(dec[i]) if has_pos[i] else None,
-                                    *[(float(values[v][i]) if np.isfinite(values[v][i]) else None) for v in target.values],
-                                    original[i], extras[i]))
-        conn.execute("CREATE INDEX ON _incoming (q3c_ang2ipix(ra, dec))")
-        conn.execute("ANALYZE _incoming")
-        matched = conn.execute(f"""
-            UPDATE _incoming i SET source_id = m.source_id, match_sep = m.sep
-            FROM (SELECT t.row_number, s.source_id, q3c_dist(t.ra, t.dec, s.ra, s.dec) * 3600 AS sep
-                  FROM _incoming t CROSS JOIN LATERAL (
-                      SELECT g.source_id, g.ra, g.dec FROM xpdb.gaia_source g
-                      WHERE q3c_join(t.ra, t.dec, g.ra, g.dec, {float(radius_arcsec) / 3600.0})
-                      ORDER BY q3c_dist(t.ra, t.dec, g.ra, g.dec) LIMIT 1) s
-                  WHERE t.source_id IS NULL AND t.ra IS NOT NULL) m
-            WHERE i.row_number = m.row_number""").rowcount
-        conn.execute("""UPDATE _incoming i SET ra = g.ra, dec = g.dec FROM xpdb.gaia_source g
-                        WHERE i.source_id = g.source_id AND i.ra IS NULL""")
-        dup_rows = conn.execute("""
-            SELECT row_number, source_id, first_row FROM (
-                SELECT row_number, source_id,
-                       first_value(row_number) OVER w AS first_row, row_number() OVER w AS k
-                FROM _incoming WHERE source_id IS NOT NULL
-                WINDOW w AS (PARTITION BY source_id ORDER BY match_sep NULLS FIRST, row_number)) d
-            WHERE k > 1""").fetchall()
-        for row, s, first in dup_rows:
-            rejects.append((row, s, "source_id", f"another row of this {target.name_column} matches the same "
-                                                 f"source_id (row {first})", str(s)))
-        if dup_rows:
-            conn.execute("DELETE FROM _incoming WHERE row_number = ANY(%s)", ([r[0] for r in dup_rows],))
-        existing = conn.execute(f"SELECT i.row_number, i.source_id FROM _incoming i JOIN {target.table} t "
-                                f"ON t.{target.name_column} = %s AND t.source_id = i.source_id", (name,)).fetchall()
-        if existing and replace:
-            conn.execute(f"DELETE FROM {target.table} t USING _incoming i WHERE t.{target.name_column} = %s "
-                         "AND t.source_id = i.source_id", (name,))
-        elif existing:
-            for row, s in existing:
-                rejects.append((row, s, "source_id", f"already stored in {name}; use --replace to update", str(s)))
-            conn.execute("DELETE FROM _incoming WHERE row_number = ANY(%s)", ([r[0] for r in existing],))
-        value_cols = ", ".join(target.values)
-        extra_col = ", extra" if target is LABELS else ""
-        loaded = conn.execute(
-            f"INSERT INTO {target.table} ({target.name_column}, source_id, ra, dec, {value_cols}, original_id, "
-            f"match_sep_arcsec{extra_col}, ingest_run_id) SELECT %s, source_id, ra, dec, {value_cols}, original_id, "
-            f"match_sep{extra_col}, %s FROM _incoming ORDER BY row_number", (name, run_id)).rowcount
-        unmatched = conn.execute("SELECT count(*) FROM _incoming WHERE source_id IS NULL").fetchone()[0]
-        if rejects:
-            runlog.store_rejects(conn, run_id, rejects)
-        report.rows_read = n
-        report.rows_loaded = loaded
-        report.rows_rejected = len({r[0] for r in rejects})
-        report.rejects = [(r[0], r[2], r[3]) for r in rejects[:20]]
-        report.message = (f"{name}: {loaded} rows stored, {matched} matched by position within {radius_arcsec:g} arcsec, "
-                          f"{unmatched} without a Gaia source")
-        runlog.finish(conn, run_id, read=n, loaded=loaded, rejected=report.rows_rejected,
-                      next_row=int(numbers.max()) if n else 0)
+        load_table(conn, target, table, numbers, report, path=path, sha=sha, fmt=fmt, name=name, mapping=mapping,
+                   radius_arcsec=radius_arcsec, replace=replace, registry_values=registry_values,
+                   min_probability=min_probability, progress=progress)
         conn.commit()
         conn.autocommit = True
         conn.execute(f"ANALYZE {target.table}")
-        _refresh_views(conn)
+        refresh_views(conn)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def load_table(conn: psycopg.Connection, target: _Target, table: pa.Table, numbers: np.ndarray,
+               report: IngestReport, *, path: Path, sha: str, fmt: str | None, name: str, mapping: dict[str, str],
+               radius_arcsec: float, replace: bool, registry_values: dict, min_probability: float | None = None,
+               progress: ProgressCallback | None = None, require_feh: bool = True,
+               run_options: dict | None = None) -> None:
+    """Validate, match and store the rows of ``table`` (file rows ``numbers``) in the caller's transaction.
+
+    ``require_feh`` rejects label rows without [Fe/H] (catalogues of other labels, such as
+    APOGEE's hot stars with Teff and logg only, pass False).
+    """
+    cols = _resolve(table.column_names, target.columns, mapping)
+    n = table.num_rows
+    rejects: list[tuple] = []
+    keep = np.ones(n, dtype=bool)
+    if target is MEMBERS and "cluster" in cols:
+        in_cluster = np.array([_norm_name(v) == _norm_name(name) for v in table.column(cols["cluster"]).to_pylist()])
+        table, numbers = table.filter(pa.array(in_cluster)), numbers[in_cluster]
+        n = table.num_rows
+        keep = np.ones(n, dtype=bool)
+        if n == 0:
+            raise IngestFileError(path, f"no rows of cluster {name!r} in the file's {cols['cluster']} column")
+    sid_col = cols.get("source_id")
+    if sid_col:
+        sid_arr = table.column(sid_col).cast(pa.int64(), safe=False)
+        sid_null = np.asarray(sid_arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
+        sid = np.asarray(sid_arr.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
+    else:
+        sid, sid_null = np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool)
+    ra, dec = _float(table, cols.get("ra")), _float(table, cols.get("dec"))
+    if ("ra" not in cols or "dec" not in cols) and "l" in cols and "b" in cols:
+        from astropy import units as u
+        from astropy.coordinates import SkyCoord
+
+        lon, lat = _float(table, cols["l"]), _float(table, cols["b"])
+        ok = np.isfinite(lon) & np.isfinite(lat)
+        icrs = SkyCoord(l=lon[ok] * u.deg, b=lat[ok] * u.deg, frame="galactic").icrs
+        ra[ok], dec[ok] = icrs.ra.deg, icrs.dec.deg
+    has_pos = np.isfinite(ra) & np.isfinite(dec)
+    if not sid_col and not has_pos.any():
+        raise IngestFileError(path, "the file has neither source_id nor positions (ra/dec or l/b); use --map")
+    values = {v: _float(table, cols.get(v)) for v in target.values}
+    original = (table.column(cols["original_id"]).cast(pa.string()).to_pylist() if "original_id" in cols
+                else [None] * n)
+
+    def reject(mask, column, reason, vals=None):
+        for i in np.flatnonzero(mask & keep):
+            rejects.append((int(numbers[i]), None if sid_null[i] else int(sid[i]), column, reason,
+                            None if vals is None else str(vals[i])))
+        keep[mask] = False
+
+    reject(sid_null & ~has_pos, "source_id", "neither source_id nor a position")
+    with np.errstate(invalid="ignore"):
+        reject(has_pos & ((ra < 0) | (ra >= 360) | (dec < -90) | (dec > 90)), "ra/dec",
+               "absurd value: position outside the sky", ra)
+        for v, (lo, hi) in LABEL_RANGES.items():
+            if v in values and v in cols:
+                x = values[v]
+                reject(np.isfinite(x) & ((x < lo) | (x > hi)), cols[v], f"absurd value: {v} outside [{lo:g}, {hi:g}]", x)
+        if target is LABELS and "feh" in cols and require_feh:
+            reject(~np.isfinite(values["feh"]), cols["feh"], "missing or non-finite [Fe/H]")
+        if target is MEMBERS and min_probability is not None:
+            p = values["membership_probability"]
+            below = ~(p >= min_probability)
+            keep[below] = False  # a selection, not an error
+
+    extra_names = [c for c in table.column_names if c not in cols.values()]
+    extras = _extras(table, extra_names) if target is LABELS else [None] * n
+
+    if progress:
+        progress(n, n)
+    reg_cols = ", ".join(["name", *registry_values])
+    reg_vals = ", ".join(["%s"] * (1 + len(registry_values)))
+    updates = ", ".join(f"{k} = coalesce(EXCLUDED.{k}, {target.registry}.{k})" for k in registry_values) or "name = EXCLUDED.name"
+    conn.execute(f"INSERT INTO {target.registry} ({reg_cols}) VALUES ({reg_vals}) "
+                 f"ON CONFLICT (name) DO UPDATE SET {updates}", (name, *registry_values.values()))
+    run_id = runlog.start(conn, kind=target.kind, target=name, path=path, size=path.stat().st_size,
+                          fmt=fmt or path.suffix.lstrip("."), sha256=sha,
+                          options={"map": mapping, "radius_arcsec": radius_arcsec, "replace": replace,
+                                   **(run_options or {})})
+    report.run_id = run_id
+    conn.execute("CREATE TEMP TABLE _incoming (row_number bigint, source_id bigint, ra float8, dec float8, "
+                 + ", ".join(f"{v} real" for v in target.values)
+                 + ", original_id text, extra jsonb, match_sep real) ON COMMIT DROP")
+    with conn.cursor() as cur:
+        with cur.copy("COPY _incoming (row_number, source_id, ra, dec, " + ", ".join(target.values)
+                      + ", original_id, extra) FROM STDIN") as copy:
+            for i in np.flatnonzero(keep):
+                copy.write_row((int(numbers[i]), None if sid_null[i] else int(sid[i]),
+                                float(ra[i]) if has_pos[i] else None, float(dec[i]) if has_pos[i] else None,
+                                *[(float(values[v][i]) if np.isfinite(values[v][i]) else None) for v in target.values],
+                                original[i], extras[i]))
+    conn.execute("CREATE INDEX ON _incoming (q3c_ang2ipix(ra, dec))")
+    conn.execute("ANALYZE _incoming")
+    matched = conn.execute(f"""
+        UPDATE _incoming i SET source_id = m.source_id, match_sep = m.sep
+        FROM (SELECT t.row_number, s.source_id, q3c_dist(t.ra, t.dec, s.ra, s.dec) * 3600 AS sep
+              FROM _incoming t CROSS JOIN LATERAL (
+                  SELECT g.source_id, g.ra, g.dec FROM xpdb.gaia_source g
+                  WHERE q3c_join(t.ra, t.dec, g.ra, g.dec, {float(radius_arcsec) / 3600.0})
+                  ORDER BY q3c_dist(t.ra, t.dec, g.ra, g.dec) LIMIT 1) s
+              WHERE t.source_id IS NULL AND t.ra IS NOT NULL) m
+        WHERE i.row_number = m.row_number""").rowcount
+    conn.execute("""UPDATE _incoming i SET ra = g.ra, dec = g.dec FROM xpdb.gaia_source g
+                    WHERE i.source_id = g.source_id AND i.ra IS NULL""")
+    dup_rows = conn.execute("""
+        SELECT row_number, source_id, first_row FROM (
+            SELECT row_number, source_id,
+                   first_value(row_number) OVER w AS first_row, row_number() OVER w AS k
+            FROM _incoming WHERE source_id IS NOT NULL
+            WINDOW w AS (PARTITION BY source_id ORDER BY match_sep NULLS FIRST, row_number)) d
+        WHERE k > 1""").fetchall()
+    for row, s, first in dup_rows:
+        rejects.append((row, s, "source_id", f"another row of this {target.name_column} matches the same "
+                                             f"source_id (row {first})", str(s)))
+    if dup_rows:
+        conn.execute("DELETE FROM _incoming WHERE row_number = ANY(%s)", ([r[0] for r in dup_rows],))
+    existing = conn.execute(f"SELECT i.row_number, i.source_id FROM _incoming i JOIN {target.table} t "
+                            f"ON t.{target.name_column} = %s AND t.source_id = i.source_id", (name,)).fetchall()
+    if existing and replace:
+        conn.execute(f"DELETE FROM {target.table} t USING _incoming i WHERE t.{target.name_column} = %s "
+                     "AND t.source_id = i.source_id", (name,))
+    elif existing:
+        for row, s in existing:
+            rejects.append((row, s, "source_id", f"already stored in {name}; use --replace to update", str(s)))
+        conn.execute("DELETE FROM _incoming WHERE row_number = ANY(%s)", ([r[0] for r in existing],))
+    value_cols = ", ".join(target.values)
+    extra_col = ", extra" if target is LABELS else ""
+    loaded = conn.execute(
+        f"INSERT INTO {target.table} ({target.name_column}, source_id, ra, dec, {value_cols}, original_id, "
+        f"match_sep_arcsec{extra_col}, ingest_run_id) SELECT %s, source_id, ra, dec, {value_cols}, original_id, "
+        f"match_sep{extra_col}, %s FROM _incoming ORDER BY row_number", (name, run_id)).rowcount
+    unmatched = conn.execute("SELECT count(*) FROM _incoming WHERE source_id IS NULL").fetchone()[0]
+    if rejects:
+        runlog.store_rejects(conn, run_id, rejects)
+    report.rows_read = n
+    report.rows_loaded = loaded
+    report.rows_rejected = len({r[0] for r in rejects})
+    report.rejects = [(r[0], r[2], r[3]) for r in rejects[:20]]
+    report.message = (f"{name}: {loaded} rows stored, {matched} matched by position within {radius_arcsec:g} arcsec, "
+                      f"{unmatched} without a Gaia source")
+    runlog.finish(conn, run_id, read=n, loaded=loaded, rejected=report.rows_rejected,
+                  next_row=int(numbers.max()) if n else 0)
 
 
 def _extras(table: pa.Table, names: list[str]) -> list[str | None]:
@@ -293,7 +311,7 @@ def _extras(table: pa.Table, names: list[str]) -> list[str | None]:
     return sub.to_json(orient="records", lines=True).splitlines()
 
 
-def _refresh_views(conn: psycopg.Connection) -> None:
+def refresh_views(conn: psycopg.Connection) -> None:
     """Regenerate the per-catalogue cross-match views when the query stage has installed them."""
     exists = conn.execute("SELECT to_regprocedure('xpdb.refresh_xm_views()')").fetchone()[0]
     if exists:

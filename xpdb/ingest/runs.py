@@ -26,6 +26,7 @@ import psycopg
 from xpdb.db.copy import Column, copy_binary
 from xpdb.db.lease import LockSpace, try_lock, unlock
 from xpdb.ingest import runlog
+from xpdb.ingest import sampled as sampled_mod
 from xpdb.ingest import sources as sources_mod
 from xpdb.ingest import xp as xp_mod
 from xpdb.ingest.readers import Chunk, IngestFileError, TableReader
@@ -36,16 +37,24 @@ ProgressCallback = Callable[[int, int | None], None]
 
 @dataclass
 class TableSpec:
-    """How one kind of file maps onto one table keyed by ``source_id``."""
+    """How one kind of file maps onto one table keyed by ``source_id``.
+
+    ``prepare(reader, options)`` looks at the file once and returns a context that the
+    other steps receive; ``bind(conn, context)`` resolves what needs the database (e.g. a
+    wavelength grid's id) before rows are copied; ``row_index(batch)`` maps batch rows to
+    the chunk's rows when a spectrum spans several rows (the long layout of XP_SAMPLED).
+    """
 
     kind: str
     table: str
     convert: Callable[[Chunk, Any], Any]
-    validate: Callable[[Any], list[Reject]]
+    validate: Callable[[Any, Any], list[Reject]]
     ids: Callable[[Any], np.ndarray]
     ids_null: Callable[[Any], np.ndarray]
-    copy_columns: Callable[[Any, np.ndarray, int], list[list[Column]]]
+    copy_columns: Callable[[Any, np.ndarray, int, Any], list[list[Column]]]
     prepare: Callable[[TableReader, dict], Any] = lambda reader, options: None
+    bind: Callable[[psycopg.Connection, Any], None] = lambda conn, context: None
+    row_index: Callable[[Any], np.ndarray | None] = lambda batch: None
     cluster_index: str | None = None
 
 
@@ -75,19 +84,30 @@ SPECS: dict[str, TableSpec] = {
     "xp": TableSpec(
         kind="xp", table="xpdb.xp_band",
         convert=_convert_xp,
-        validate=xp_mod.validate,
+        validate=lambda batch, ctx: xp_mod.validate(batch),
         ids=lambda b: b.source_id.values,
         ids_null=lambda b: b.source_id.null,
-        copy_columns=xp_mod.copy_columns,
+        copy_columns=lambda batch, keep, run_id, ctx: xp_mod.copy_columns(batch, keep, run_id),
         prepare=_prepare_xp,
+    ),
+    "xp_sampled": TableSpec(
+        kind="xp_sampled", table="xpdb.xp_sampled",
+        convert=sampled_mod.convert,
+        validate=lambda batch, ctx: sampled_mod.validate(batch, len(ctx.wavelength)),
+        ids=lambda b: b.source_id.values,
+        ids_null=lambda b: b.source_id.null,
+        copy_columns=sampled_mod.copy_columns,
+        prepare=sampled_mod.prepare,
+        bind=sampled_mod.bind,
+        row_index=lambda batch: batch.row_of,
     ),
     "sources": TableSpec(
         kind="sources", table="xpdb.gaia_source",
         convert=lambda chunk, resolved: sources_mod.from_arrow(chunk.table, resolved),
-        validate=sources_mod.validate,
+        validate=lambda batch, ctx: sources_mod.validate(batch),
         ids=lambda b: b.columns["source_id"].values,
         ids_null=lambda b: b.columns["source_id"].null,
-        copy_columns=sources_mod.copy_columns,
+        copy_columns=lambda batch, keep, run_id, ctx: sources_mod.copy_columns(batch, keep, run_id),
         prepare=_prepare_sources,
         cluster_index="gaia_source_q3c_idx",
     ),
@@ -311,7 +331,7 @@ def _load(conn: psycopg.Connection, spec: TableSpec, reader: TableReader, ctx, r
             except (ValueError, TypeError) as exc:
                 raise IngestFileError(path, str(exc), f"data rows {chunk.first_row}-"
                                       f"{chunk.first_row + chunk.table.num_rows - 1}") from exc
-            rejects = spec.validate(batch)
+            rejects = spec.validate(batch, ctx)
             # Keep the row numbers, not the file's text: converted chunks wait in a queue.
             yield Chunk(chunk.table.schema.empty_table(), chunk.first_row, chunk.numbers(), chunk.invalid_rows), \
                 batch, rejects
@@ -320,8 +340,12 @@ def _load(conn: psycopg.Connection, spec: TableSpec, reader: TableReader, ctx, r
         _empty_table_fast_path(conn, spec.table)
     done = start_row - 1
     for chunk, batch, rejects in _prefetch(converted()):
-        numbers = chunk.numbers()
+        numbers = file_rows = chunk.numbers()
+        index = spec.row_index(batch)
+        if index is not None:
+            numbers = numbers[index]
         n = len(numbers)
+        spec.bind(conn, ctx)
         ids, ids_null = spec.ids(batch), spec.ids_null(batch)
         all_rejects = [(int(numbers[r.row]), None if ids_null[r.row] else int(ids[r.row]), r.column, r.reason, r.value)
                        for r in rejects]
@@ -353,7 +377,7 @@ def _load(conn: psycopg.Connection, spec: TableSpec, reader: TableReader, ctx, r
                 if to_delete:
                     conn.execute(f"DELETE FROM {spec.table} WHERE source_id = ANY(%s)", (to_delete,))
         if keep.any():
-            copy_binary(conn, spec.table, *spec.copy_columns(batch, keep, run_id))
+            copy_binary(conn, spec.table, *spec.copy_columns(batch, keep, run_id, ctx))
         if all_rejects:
             runlog.store_rejects(conn, run_id, all_rejects)
             for row, _sid, column, reason, _value in all_rejects:
@@ -363,7 +387,8 @@ def _load(conn: psycopg.Connection, spec: TableSpec, reader: TableReader, ctx, r
         report.rows_read += n + len(chunk.invalid_rows)
         report.rows_loaded += int(keep.sum())
         report.rows_rejected += n_rejected_rows
-        done = int(max(numbers.max() if n else done, max((r[0] for r in chunk.invalid_rows), default=done)))
+        done = int(max(file_rows.max() if len(file_rows) else done,
+                       max((r[0] for r in chunk.invalid_rows), default=done)))
         runlog.add_progress(conn, run_id, next_row=done, read=n + len(chunk.invalid_rows), loaded=int(keep.sum()),
                             rejected=n_rejected_rows)
         if chunked:

@@ -3,17 +3,20 @@
 Any subset of the archive's ``gaia_source`` columns is accepted; ``source_id``, ``ra`` and
 ``dec`` are required. Galactic ``l``/``b`` are computed with astropy when absent, and
 ``bp_rp`` from the BP and RP magnitudes. ``ebv`` (SFD) and ``rgeo`` (Bailer-Jones
-``r_med_geo``) are the two non-archive columns the science needs.
+``r_med_geo``) are the two non-archive columns the science needs; 2MASS ``j_m``, ``h_m``,
+``ks_m`` (the archive's ``tmass_psc_xsc`` names) are optional inputs. This module owns
+``xpdb.gaia_source``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 
-from xpdb.db.copy import Column
+from xpdb.db.copy import Column, copy_binary
 from xpdb.ingest.xp import Reject
 from xpdb.xp.batch import Scalar
 
@@ -23,6 +26,7 @@ COLUMNS: dict[str, str] = {
     "pmra": "float8", "pmra_error": "float4", "pmdec": "float8", "pmdec_error": "float4", "ruwe": "float4",
     "phot_g_mean_mag": "float4", "phot_bp_mean_mag": "float4", "phot_rp_mean_mag": "float4", "bp_rp": "float4",
     "phot_bp_rp_excess_factor": "float4", "radial_velocity": "float4", "ebv": "float4", "rgeo": "float4",
+    "j_m": "float4", "h_m": "float4", "ks_m": "float4",
 }
 ALIASES: dict[str, tuple[str, ...]] = {
     "source_id": ("source", "gaiadr3", "dr3_source_id", "gaia_dr3_source_id"),
@@ -35,6 +39,8 @@ ALIASES: dict[str, tuple[str, ...]] = {
     "bp_rp": ("bp-rp",), "phot_bp_rp_excess_factor": ("e(bp/rp)", "excess_factor"),
     "radial_velocity": ("rv",), "ebv": ("e_bv", "ebv_sfd", "sfd_ebv", "sfdebv", "e(b-v)", "ebv_sfd98"),
     "rgeo": ("r_med_geo", "rmedgeo", "r_geo"),
+    "j_m": ("jmag", "j_mag", "tmass_j"), "h_m": ("hmag", "h_mag", "tmass_h"),
+    "ks_m": ("kmag", "ksmag", "k_m", "ks_mag", "tmass_k", "tmass_ks"),
 }
 _NUMPY = {"int8": np.int64, "float4": np.float32, "float8": np.float64}
 # Plausible ranges: outside them a value is an "absurd value" reject, not data.
@@ -42,6 +48,7 @@ RANGES: dict[str, tuple[float, float]] = {
     "phot_g_mean_mag": (-3.0, 30.0), "phot_bp_mean_mag": (-3.0, 30.0), "phot_rp_mean_mag": (-3.0, 30.0),
     "bp_rp": (-10.0, 15.0), "phot_bp_rp_excess_factor": (0.0, 100.0), "ebv": (0.0, 30.0),
     "rgeo": (0.0, 1e7), "parallax_error": (0.0, 1e4), "ruwe": (0.0, 1e4),
+    "j_m": (-5.0, 30.0), "h_m": (-5.0, 30.0), "ks_m": (-5.0, 30.0),
 }
 
 
@@ -91,11 +98,11 @@ def from_arrow(table: pa.Table, resolved: dict[str, str]) -> SourceBatch:
             null |= ~np.isfinite(values)
         out[target] = Scalar(values, null)
     batch = SourceBatch(n, out)
-    _derive(batch)
+    derive(batch)
     return batch
 
 
-def _derive(batch: SourceBatch) -> None:
+def derive(batch: SourceBatch) -> None:
     """Fill l, b from (ra, dec) and bp_rp from the magnitudes where they are missing."""
     c = batch.columns
     need = (c["l"].null | c["b"].null) & ~c["ra"].null & ~c["dec"].null
@@ -150,3 +157,27 @@ def copy_columns(batch: SourceBatch, keep: np.ndarray, run_id: int) -> list[list
             for name, kind in COLUMNS.items()]
     cols.append(Column("ingest_run_id", "int4", np.full(int(keep.sum()), run_id, dtype=np.int32)))
     return [cols]
+
+
+def merge(conn, batch: SourceBatch, keep: np.ndarray, run_id: int, *, ebv_source: np.ndarray | None = None,
+          prefer_new: Sequence[str] = ()) -> int:
+    """Insert the kept rows; for sources already stored, fill their NULL columns from these rows.
+
+    Columns in ``prefer_new`` are overwritten where the new value is not NULL (e.g. a
+    better E(B-V)). ``ebv_source`` (text per row) says where ``ebv`` came from. Returns
+    the number of rows inserted or updated.
+    """
+    conn.execute("CREATE TEMP TABLE IF NOT EXISTS _source_stage (LIKE xpdb.gaia_source) ON COMMIT DROP")
+    conn.execute("TRUNCATE _source_stage")
+    sets = copy_columns(batch, keep, run_id)
+    if ebv_source is not None:
+        values = np.asarray(ebv_source, dtype=object)[keep]
+        sets[0].append(Column("ebv_source", "text", np.array([v or "" for v in values], dtype=str),
+                              np.array([v is None for v in values])))
+    copy_binary(conn, "_source_stage", *sets)
+    names = [c.name for c in sets[0]]
+    update = ", ".join(
+        f"{c} = coalesce(EXCLUDED.{c}, gaia_source.{c})" if c in prefer_new else f"{c} = coalesce(gaia_source.{c}, EXCLUDED.{c})"
+        for c in names if c not in ("source_id", "ingest_run_id"))
+    return conn.execute(f"INSERT INTO xpdb.gaia_source ({', '.join(names)}) SELECT {', '.join(names)} FROM _source_stage "
+                        f"ON CONFLICT (source_id) DO UPDATE SET {update}").rowcount

@@ -26,28 +26,12 @@ from dataclasses import dataclass
 import numpy as np
 import psycopg
 
-from xpdb.db.lease import LockSpace, claim, unlock
 from xpdb.db.copy import Column, copy_binary
+from xpdb.db.lease import LockSpace, claim, unlock
 from xpdb.errors import LeaseLost
+from xpdb.flags import UNUSABLE_FEATURES, FeatureFlag, PredictionFlag
 from xpdb.jobs.batches import get_job, refresh_state, selection_sql
-from xpdb.xp.features import (
-    FLAG_MISSING_BAND,
-    FLAG_MISSING_EBV,
-    FLAG_NO_SPECTRUM,
-    FLAG_NOT_COMPUTABLE,
-    Preprocessing,
-)
-
-
-FLAG_OUTSIDE_COLOUR = 1
-FLAG_FAINT = 2
-FLAG_HIGH_EXTINCTION = 4
-FLAG_MISSING_BAND_P = 8
-FLAG_NO_FEATURES = 16
-FLAG_NOT_GIANT = 32
-PREDICTION_FLAGS = {FLAG_OUTSIDE_COLOUR: "outside 0.7 < (BP-RP)0 < 1.9", FLAG_FAINT: "G > 15 (FEH_err not recommended)",
-                    FLAG_HIGH_EXTINCTION: "E(B-V) >= 0.5", FLAG_MISSING_BAND_P: "missing BP or RP",
-                    FLAG_NO_FEATURES: "features not computable", FLAG_NOT_GIANT: "fails the giant_sample cuts"}
+from xpdb.xp.features import Preprocessing
 
 
 def worker_name() -> str:
@@ -161,7 +145,7 @@ class Worker:
         conn.commit()
         span = (lease.first, lease.last)
         feats = fetch_features(conn, ids, pid, preprocessing, between=span)
-        missing = (feats.flags & FLAG_NO_SPECTRUM) != 0
+        missing = (feats.flags & FeatureFlag.NO_SPECTRUM) != 0
         computed = int(missing.sum())
         if computed:
             fresh = compute_for_sources(conn, ids[missing], preprocessing, between=span)
@@ -172,7 +156,7 @@ class Worker:
         feh, feh_err = predict(model, feats.flux, feats.flux_error)
         flags = self._flags(ids, feats.flags, span)
         unusable = ~np.isfinite(feh)
-        flags[unusable] |= FLAG_NO_FEATURES
+        flags[unusable] |= PredictionFlag.NO_FEATURES
         cols = [Column("source_id", "int8", ids),
                 Column("feh", "float4", feh.astype(np.float32), unusable),
                 Column("feh_err", "float4", feh_err.astype(np.float32), unusable),
@@ -199,7 +183,7 @@ class Worker:
         return BatchOutcome(lease.batch_id, len(ids), seconds, computed)
 
     def _flags(self, ids: np.ndarray, feature_flags: np.ndarray, span: tuple[int, int]) -> np.ndarray:
-        """The prediction flags of the module's FLAG_* constants, from photometry and feature flags."""
+        """``PredictionFlag`` bits from photometry and feature flags."""
         from xpdb.xp.store import source_columns
 
         phot = source_columns(self.conn, ids, ("bp_rp0", "phot_g_mean_mag", "ebv"), table="xpdb.source_photometry",
@@ -209,12 +193,12 @@ class Worker:
         self.conn.commit()
         flags = np.zeros(len(ids), dtype=np.int32)
         with np.errstate(invalid="ignore"):
-            flags[~((phot["bp_rp0"] > 0.7) & (phot["bp_rp0"] < 1.9))] |= FLAG_OUTSIDE_COLOUR
-            flags[~(phot["phot_g_mean_mag"] <= 15)] |= FLAG_FAINT
-            flags[phot["ebv"] >= 0.5] |= FLAG_HIGH_EXTINCTION
-        flags[~np.isin(ids, giants)] |= FLAG_NOT_GIANT
-        flags[(feature_flags & FLAG_MISSING_BAND) != 0] |= FLAG_MISSING_BAND_P
-        flags[(feature_flags & (FLAG_MISSING_EBV | FLAG_NOT_COMPUTABLE | FLAG_NO_SPECTRUM)) != 0] |= FLAG_NO_FEATURES
+            flags[~((phot["bp_rp0"] > 0.7) & (phot["bp_rp0"] < 1.9))] |= PredictionFlag.OUTSIDE_COLOUR
+            flags[~(phot["phot_g_mean_mag"] <= 15)] |= PredictionFlag.FAINT
+            flags[phot["ebv"] >= 0.5] |= PredictionFlag.HIGH_EXTINCTION
+        flags[~np.isin(ids, giants)] |= PredictionFlag.NOT_GIANT
+        flags[(feature_flags & FeatureFlag.MISSING_BAND) != 0] |= PredictionFlag.MISSING_BAND
+        flags[(feature_flags & UNUSABLE_FEATURES) != 0] |= PredictionFlag.NO_FEATURES
         return flags
 
     def fail(self, lease: Lease, error: str) -> None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from xpdb.flags import UNUSABLE_FEATURES, FeatureFlag
 from xpdb.xp.calibrate import CalibratedSpectra, calibrate
 from xpdb.xp.extinction import E4455_OFFSET, E4455_SLOPE, deredden
 
@@ -33,15 +34,13 @@ N_PIXELS = 60
 BIN_RANGE_NM = (360.0, 1000.0)
 NORM_WINDOW_NM = (545.0, 555.0)
 
-FLAG_MISSING_EBV = 1  # no E(B-V): skipped, never dereddened with zero
-FLAG_MISSING_BAND = 2  # BP or RP absent
-FLAG_NOT_COMPUTABLE = 4  # some pixel or the normalisation is not finite/positive
-FLAG_CORRECTION_RANGE = 8  # outside the validity range of the systematic correction
-FLAG_NO_SPECTRUM = 16  # no XP spectrum stored for the source
-FLAG_NAMES = {FLAG_MISSING_EBV: "missing E(B-V)", FLAG_MISSING_BAND: "missing band",
-              FLAG_NOT_COMPUTABLE: "features not computable", FLAG_CORRECTION_RANGE: "outside correction range",
-              FLAG_NO_SPECTRUM: "no XP spectrum"}
-UNUSABLE = FLAG_MISSING_EBV | FLAG_NOT_COMPUTABLE | FLAG_NO_SPECTRUM
+# The bits of ``Features.flags`` (xpdb.flags.FeatureFlag), by their short names here.
+FLAG_MISSING_EBV = int(FeatureFlag.MISSING_EBV)
+FLAG_MISSING_BAND = int(FeatureFlag.MISSING_BAND)
+FLAG_NOT_COMPUTABLE = int(FeatureFlag.NOT_COMPUTABLE)
+FLAG_CORRECTION_RANGE = int(FeatureFlag.CORRECTION_RANGE)
+FLAG_NO_SPECTRUM = int(FeatureFlag.NO_SPECTRUM)
+UNUSABLE = int(UNUSABLE_FEATURES)
 
 
 @dataclass(frozen=True)
@@ -112,13 +111,18 @@ def normalisation(wavelength: np.ndarray, flux: np.ndarray) -> np.ndarray:
 
 @dataclass
 class Features:
-    """60-pixel normalised fluxes and errors (float32) with per-source flags."""
+    """60-pixel normalised fluxes and errors (float32) with per-source flags.
+
+    ``sampled`` marks the rows computed from a sampled spectrum (XP_SAMPLED) rather than
+    from XP_CONTINUOUS calibrated by xpdb.
+    """
 
     source_id: np.ndarray
     flux: np.ndarray
     flux_error: np.ndarray
     flags: np.ndarray
     preprocessing: Preprocessing
+    sampled: np.ndarray | None = None
 
     @property
     def usable(self) -> np.ndarray:
@@ -154,6 +158,23 @@ def features_from_spectra(spectra: CalibratedSpectra, ebv, *, g=None, bp_rp=None
     f60[unusable] = np.nan
     e60[unusable] = np.nan
     return Features(spectra.source_id, f60.astype(np.float32), e60.astype(np.float32), flags, preprocessing)
+
+
+def features_from_sampled(source_id, wavelength, flux, flux_error, ebv, *, g=None, bp_rp=None,
+                          preprocessing: Preprocessing = Preprocessing()) -> Features:
+    """Features from sampled spectra (XP_SAMPLED, GaiaXPy output): absolute flux in W m^-2 nm^-1.
+
+    The same dereddening, resampling and normalisation as for XP_CONTINUOUS input; the
+    grid must cover the feature window with at least one sample per bin.
+    """
+    if preprocessing.truncation:
+        raise ValueError("truncation applies to XP_CONTINUOUS coefficients; sampled spectra are used as they are")
+    spectra = CalibratedSpectra(np.asarray(source_id, dtype=np.int64), np.asarray(wavelength, dtype=float),
+                                np.atleast_2d(np.asarray(flux, dtype=float)),
+                                np.atleast_2d(np.asarray(flux_error, dtype=float)))
+    feats = features_from_spectra(spectra, ebv, g=g, bp_rp=bp_rp, preprocessing=preprocessing)
+    feats.sampled = np.ones(len(feats.source_id), dtype=bool)
+    return feats
 
 
 def compute_features(data, ebv, *, g=None, bp_rp=None, preprocessing: Preprocessing = Preprocessing()) -> Features:

@@ -16,7 +16,9 @@ import psycopg
 
 from xpdb.db.copy import Column, copy_binary, decode_bytea
 from xpdb.ingest.xp import fetch_xp
-from xpdb.xp.features import Features, Preprocessing, compute_features
+from xpdb.flags import FeatureFlag
+from xpdb.ingest.sampled import fetch_sampled
+from xpdb.xp.features import Features, Preprocessing, compute_features, features_from_sampled
 
 
 def preprocessing_id(conn: psycopg.Connection, preprocessing: Preprocessing) -> int:
@@ -43,6 +45,8 @@ def store_features(conn: psycopg.Connection, features: Features, pid: int) -> in
         Column("flux", "bytea_f4", features.flux, unusable),
         Column("flux_error", "bytea_f4", features.flux_error, unusable),
         Column("flags", "int4", features.flags.astype(np.int32)),
+        Column("xp_input", "text", np.where(features.sampled if features.sampled is not None
+                                            else np.zeros(len(ids), bool), "sampled", "continuous")),
     ]
     return copy_binary(conn, "xpdb.xp_features", cols)
 
@@ -118,11 +122,27 @@ def source_columns(conn: psycopg.Connection, ids: np.ndarray, columns: Sequence[
 
 def compute_for_sources(conn: psycopg.Connection, source_ids: Sequence[int], preprocessing: Preprocessing, *,
                         between: tuple[int, int] | None = None) -> Features:
-    """Features for these sources from the stored spectra and gaia_source (E(B-V), G, BP-RP)."""
+    """Features for these sources from the stored spectra and gaia_source (E(B-V), G, BP-RP).
+
+    XP_CONTINUOUS (calibrated here) where stored; otherwise the sampled spectrum.
+    """
     ids = np.asarray(source_ids, dtype=np.int64)
     phot = source_columns(conn, ids, ("ebv", "phot_g_mean_mag", "bp_rp"), between=between)
-    return compute_features(fetch_xp(conn, ids, between=between), phot["ebv"], g=phot["phot_g_mean_mag"],
-                            bp_rp=phot["bp_rp"], preprocessing=preprocessing)
+    feats = compute_features(fetch_xp(conn, ids, between=between), phot["ebv"], g=phot["phot_g_mean_mag"],
+                             bp_rp=phot["bp_rp"], preprocessing=preprocessing)
+    feats.sampled = np.zeros(len(ids), dtype=bool)
+    lacking = (feats.flags & FeatureFlag.NO_SPECTRUM) != 0
+    if lacking.any() and not preprocessing.truncation:
+        stored = fetch_sampled(conn, ids[lacking], between=between)
+        if stored.present.any():
+            rows = np.flatnonzero(lacking)[stored.present]
+            p = stored.present
+            part = features_from_sampled(ids[rows], stored.wavelength, stored.flux[p], stored.flux_error[p],
+                                         phot["ebv"][rows], g=phot["phot_g_mean_mag"][rows], bp_rp=phot["bp_rp"][rows],
+                                         preprocessing=preprocessing)
+            feats.flux[rows], feats.flux_error[rows], feats.flags[rows] = part.flux, part.flux_error, part.flags
+            feats.sampled[rows] = True
+    return feats
 
 
 def compute_missing_features(url: str, *, preprocessing: Preprocessing = Preprocessing(), where: str | None = None,
@@ -139,7 +159,7 @@ def compute_missing_features(url: str, *, preprocessing: Preprocessing = Preproc
         condition = f"AND ({where})" if where else ""
         missing = "" if recompute else ("AND NOT EXISTS (SELECT 1 FROM xpdb.xp_features f WHERE "
                                         "f.preprocessing_id = %(pid)s AND f.source_id = x.source_id)")
-        query = (f"SELECT x.source_id FROM (SELECT DISTINCT source_id FROM xpdb.xp_band) AS x "
+        query = (f"SELECT x.source_id FROM xpdb.xp_sources AS x "
                  f"LEFT JOIN xpdb.gaia_source AS s ON s.source_id = x.source_id WHERE true {missing} {condition} "
                  f"ORDER BY x.source_id")
         ids = np.array([r[0] for r in conn.execute(query, {"pid": pid})], dtype=np.int64)

@@ -1,0 +1,10 @@
+DROP FUNCTION IF EXISTS xpdb.split_of(bigint);
+DELETE FROM xpdb.ingest_run WHERE kind = 'xp_sampled';
+ALTER TABLE xpdb.ingest_run DROP CONSTRAINT ingest_run_kind_check;
+ALTER TABLE xpdb.ingest_run ADD CONSTRAINT ingest_run_kind_check CHECK (kind IN ('xp', 'sources', 'labels', 'members'));
+ALTER TABLE xpdb.reference_label DROP COLUMN alpha_m, DROP COLUMN alpha_m_err;
+COMMENT ON COLUMN xpdb.gaia_source.ebv IS 'E(B-V) from the Schlegel, Finkbeiner & Davis (1998) map [mag]';
+ALTER TABLE xpdb.gaia_source DROP COLUMN j_m, DROP COLUMN h_m, DROP COLUMN ks_m, DROP COLUMN ebv_source;
+ALTER TABLE xpdb.xp_features DROP COLUMN xp_input;
+DROP VIEW IF EXISTS xpdb.xp_sources;
+DROP TABLE IF EXISTS xpdb.xp_sampled, xpdb.xp_sampling;
