@@ -136,3 +136,14 @@ def test_binary_copy_nulls_and_ragged_arrays(conn):
     np.testing.assert_array_equal(got[1][:1], [4.0])
     assert np.isnan(got[1][1:]).all()
     assert rows[0][3] == 1e300 and rows[2][3] == np.pi
+
+
+@pytest.mark.parametrize("name", ["giant_sample", "final_sample", "model_domain"])
+def test_selection_views_equal_the_python_definitions(conn, name):
+    """The cuts are defined once (xpdb.selection): the frozen views must still say the same."""
+    from xpdb import selection
+
+    conn.execute(selection.view_sql(name).replace(f"VIEW xpdb.{name}", f"VIEW pg_temp.check_{name}"))
+    stored, fresh = conn.execute("SELECT pg_get_viewdef(%s::regclass), pg_get_viewdef(%s::regclass)",
+                                 (f"xpdb.{name}", f"pg_temp.check_{name}")).fetchone()
+    assert stored == fresh

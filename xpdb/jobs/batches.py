@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import psycopg
 
 from xpdb.errors import JobError
+from xpdb.selection import SELECTIONS as SELECTION_DEFINITIONS
 
-SELECTIONS = ("giant_sample", "final_sample", "model_domain", "all")
+SELECTIONS = tuple(name for name, s in SELECTION_DEFINITIONS.items() if s.view) + ("all",)
 
 
 def selection_sql(selection: str, where: str | None = None) -> str:
@@ -24,10 +25,10 @@ def selection_sql(selection: str, where: str | None = None) -> str:
     if selection not in SELECTIONS:
         raise JobError(f"unknown selection {selection!r}; choose one of {', '.join(SELECTIONS)}")
     if selection == "all":
-        body = ("SELECT x.source_id FROM (SELECT DISTINCT source_id FROM xpdb.xp_band) AS x "
+        body = ("SELECT x.source_id FROM xpdb.xp_sources AS x "
                 "LEFT JOIN xpdb.source_photometry AS s ON s.source_id = x.source_id WHERE true")
     else:
-        body = (f"SELECT x.source_id FROM xpdb.{selection} AS s JOIN (SELECT DISTINCT source_id FROM xpdb.xp_band) "
+        body = (f"SELECT x.source_id FROM xpdb.{selection} AS s JOIN xpdb.xp_sources "
                 f"AS x ON x.source_id = s.source_id WHERE true")
     if where:
         body += f" AND ({where})"
@@ -55,7 +56,7 @@ def create_job(conn: psycopg.Connection, *, model_id: int, selection: str = "gia
                batch_size: int = 20000, max_attempts: int = 3, lease_seconds: int = 600, spec: dict | None = None) -> int:
     """Create a job and its batches in one transaction. Returns the job id."""
     if batch_size < 1:
-        raise JobError("--batch must be a positive number of sources")
+        raise JobError("batch_size (CLI: --batch) must be a positive number of sources")
     sql = selection_sql(selection, where)
     try:
         with conn.transaction():

@@ -26,12 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 import psycopg
 
-from xpdb.db.copy import Column, copy_binary
 from xpdb.db.lease import LockSpace, claim, unlock
 from xpdb.errors import LeaseLost
-from xpdb.flags import UNUSABLE_FEATURES, FeatureFlag, PredictionFlag
 from xpdb.jobs.batches import get_job, refresh_state, selection_sql
-from xpdb.xp.features import Preprocessing
 
 
 def worker_name() -> str:
@@ -63,9 +60,6 @@ class Worker:
         self.url = url
         self.name = name or worker_name()
         self.conn = psycopg.connect(url)
-        self.conn.execute("CREATE TEMP TABLE IF NOT EXISTS prediction_stage "
-                          "(source_id bigint, feh real, feh_err real, flags integer)")
-        self.conn.commit()
         self._models: dict[int, tuple] = {}
         self.before_commit: Callable[[], None] | None = None  # fault injection in tests
 
@@ -116,51 +110,32 @@ class Worker:
 
     # -- work -----------------------------------------------------------------------------------
     def _model(self, model_id: int):
+        """(kind, loaded predictor, record) of a model, loaded once per worker."""
         if model_id not in self._models:
-            from xpdb.models.registry import artifact, find
-            from xpdb.models.uacsnet import from_bytes
+            from xpdb.models import kinds
+            from xpdb.models.registry import artifact, by_id
 
-            ref = self.conn.execute("SELECT name || ':' || version, preprocessing_id FROM xpdb.model "
-                                    "WHERE model_id = %s", (model_id,)).fetchone()
-            record = find(self.conn, ref[0])
-            version = self.conn.execute("SELECT version FROM xpdb.preprocessing WHERE preprocessing_id = %s",
-                                        (ref[1],)).fetchone()[0]
-            self._models[model_id] = (from_bytes(artifact(self.conn, record.model_id)), ref[1],
-                                      Preprocessing.from_version(version))
+            record = by_id(self.conn, model_id)
+            kind = kinds.get(record.kind)
+            self._models[model_id] = (kind, kind.load(record, artifact(self.conn, model_id)), record)
             self.conn.commit()
         return self._models[model_id]
 
     def process(self, lease: Lease) -> BatchOutcome:
         """Predict every selected source of the leased range and write back; see the module docstring."""
-        from xpdb.models.uacsnet import predict
-        from xpdb.xp.store import compute_for_sources, fetch_features, store_features
+        from xpdb.models.kinds import write_back
 
         t0 = time.perf_counter()
         conn = self.conn
         job = get_job(conn, lease.job_id)
-        model, pid, preprocessing = self._model(job.model_id)
+        kind, loaded, record = self._model(job.model_id)
         sql = selection_sql(job.selection, job.spec.get("where"))
         ids = np.array([r[0] for r in conn.execute(f"{sql} AND x.source_id BETWEEN %s AND %s ORDER BY 1",
                                                    (lease.first, lease.last))], dtype=np.int64)
         conn.commit()
-        span = (lease.first, lease.last)
-        feats = fetch_features(conn, ids, pid, preprocessing, between=span)
-        missing = (feats.flags & FeatureFlag.NO_SPECTRUM) != 0
-        computed = int(missing.sum())
-        if computed:
-            fresh = compute_for_sources(conn, ids[missing], preprocessing, between=span)
-            store_features(conn, fresh, pid)
-            conn.commit()
-            feats.flux[missing], feats.flux_error[missing], feats.flags[missing] = \
-                fresh.flux, fresh.flux_error, fresh.flags
-        feh, feh_err = predict(model, feats.flux, feats.flux_error)
-        flags = self._flags(ids, feats.flags, span)
-        unusable = ~np.isfinite(feh)
-        flags[unusable] |= PredictionFlag.NO_FEATURES
-        cols = [Column("source_id", "int8", ids),
-                Column("feh", "float4", feh.astype(np.float32), unusable),
-                Column("feh_err", "float4", feh_err.astype(np.float32), unusable),
-                Column("flags", "int4", flags.astype(np.int32))]
+        inputs = kind.inputs(conn, record, ids, between=(lease.first, lease.last))
+        outputs = kind.predict(loaded, inputs)
+        nulls = {name: ~np.isfinite(values) for name, values in outputs.items() if values.dtype.kind == "f"}
         with conn.transaction():
             owner = conn.execute("SELECT lease_owner, state FROM xpdb.job_batch WHERE batch_id = %s FOR UPDATE",
                                  (lease.batch_id,)).fetchone()
@@ -168,38 +143,13 @@ class Worker:
                 raise LeaseLost(f"batch {lease.batch_id} was taken over by {owner[0]} ({owner[1]})")
             if self.before_commit:
                 self.before_commit()
-            copy_binary(conn, "prediction_stage", cols)
-            conn.execute("""
-                INSERT INTO xpdb.prediction (model_id, source_id, feh, feh_err, flags, job_id)
-                SELECT %s, source_id, feh, feh_err, flags, %s FROM prediction_stage
-                ON CONFLICT (model_id, source_id) DO UPDATE SET feh = EXCLUDED.feh, feh_err = EXCLUDED.feh_err,
-                    flags = EXCLUDED.flags, job_id = EXCLUDED.job_id, created_at = now()""",
-                         (job.model_id, job.job_id))
-            conn.execute("TRUNCATE prediction_stage")
+            write_back(conn, kind.output, model_id=job.model_id, job_id=job.job_id, source_ids=ids, outputs=outputs,
+                       nulls=nulls)
             seconds = time.perf_counter() - t0
             conn.execute("UPDATE xpdb.job_batch SET state = 'done', finished_at = now(), n_predicted = %s, "
                          "seconds = %s, error = NULL WHERE batch_id = %s", (len(ids), seconds, lease.batch_id))
             refresh_state(conn, lease.job_id)
-        return BatchOutcome(lease.batch_id, len(ids), seconds, computed)
-
-    def _flags(self, ids: np.ndarray, feature_flags: np.ndarray, span: tuple[int, int]) -> np.ndarray:
-        """``PredictionFlag`` bits from photometry and feature flags."""
-        from xpdb.xp.store import source_columns
-
-        phot = source_columns(self.conn, ids, ("bp_rp0", "phot_g_mean_mag", "ebv"), table="xpdb.source_photometry",
-                              between=span)
-        giants = np.array([r[0] for r in self.conn.execute(
-            "SELECT source_id FROM xpdb.giant_sample WHERE source_id BETWEEN %s AND %s", span)], dtype=np.int64)
-        self.conn.commit()
-        flags = np.zeros(len(ids), dtype=np.int32)
-        with np.errstate(invalid="ignore"):
-            flags[~((phot["bp_rp0"] > 0.7) & (phot["bp_rp0"] < 1.9))] |= PredictionFlag.OUTSIDE_COLOUR
-            flags[~(phot["phot_g_mean_mag"] <= 15)] |= PredictionFlag.FAINT
-            flags[phot["ebv"] >= 0.5] |= PredictionFlag.HIGH_EXTINCTION
-        flags[~np.isin(ids, giants)] |= PredictionFlag.NOT_GIANT
-        flags[(feature_flags & FeatureFlag.MISSING_BAND) != 0] |= PredictionFlag.MISSING_BAND
-        flags[(feature_flags & UNUSABLE_FEATURES) != 0] |= PredictionFlag.NO_FEATURES
-        return flags
+        return BatchOutcome(lease.batch_id, len(ids), seconds, getattr(inputs, "computed_features", 0))
 
     def fail(self, lease: Lease, error: str) -> None:
         """Record a failed attempt: back to pending, or failed after the last attempt."""

@@ -1,7 +1,8 @@
 """Validation statistics as the paper reports them: bias and sigma of Delta[Fe/H] by a Gaussian fit.
 
 Delta[Fe/H] = [Fe/H]_model - [Fe/H]_ref. Overall, in reference-[Fe/H] bins (<= -3,
--3..-2, -2..-1, > -1) and, for Figure 5, per G-magnitude bin the median predicted error
+-3..-2, -2..-1, > -1), for the very metal-poor ([Fe/H] <= -2) and metal-poor ([Fe/H] <=
+-1.5) stars and, for Figure 5, per G-magnitude bin the median predicted error
 next to the residual sigma. The Gaussian is fitted to the histogram of the residuals
 (32 bins of a quarter robust sigma from 4 robust sigma below the median); below 50 stars,
 or if the fit fails, the robust estimates (median, 1.4826 MAD) are reported instead and
@@ -68,6 +69,7 @@ def evaluate(pred: np.ndarray, pred_err: np.ndarray, ref: np.ndarray, g: np.ndar
         m = ok & (ref > lo) & (ref <= hi)
         metrics["by_feh"][label] = gaussian_fit(delta[m])
     metrics["vmp"] = gaussian_fit(delta[ok & (ref <= -2.0)])
+    metrics["metal_poor"] = gaussian_fit(delta[ok & (ref <= -1.5)])
     for lo, hi in zip(G_EDGES[:-1], G_EDGES[1:]):
         m = ok & (g >= lo) & (g < hi)
         if not m.any():

@@ -78,12 +78,21 @@ def find(conn: psycopg.Connection, ref: str) -> ModelRecord:
     return ModelRecord(*row)
 
 
+def by_id(conn: psycopg.Connection, model_id: int) -> ModelRecord:
+    """The record of a model by its id."""
+    row = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM xpdb.model WHERE model_id = %s", (model_id,)).fetchone()
+    if row is None:
+        raise ModelNotFound(f"no model with id {model_id}")
+    return ModelRecord(*row)
+
+
 def newest(conn: psycopg.Connection, kind: str | None = None) -> ModelRecord:
     """The most recently created model (of ``kind``)."""
     row = conn.execute("SELECT name, version FROM xpdb.model WHERE (%s::text IS NULL OR kind = %s) "
                        "ORDER BY created_at DESC, model_id DESC LIMIT 1", (kind, kind)).fetchone()
     if row is None:
-        raise ModelNotFound("no model trained yet; run `xpdb train uacsnet --labels CATALOG`")
+        raise ModelNotFound("no model trained yet: train one first (xpdb.connect().train(...), "
+                            "CLI: xpdb train uacsnet --labels CATALOG)")
     return find(conn, f"{row[0]}:{row[1]}")
 
 
@@ -92,11 +101,11 @@ def artifact(conn: psycopg.Connection, model_id: int) -> bytes:
 
 
 def load(conn: psycopg.Connection, ref: str):
-    """(record, the Keras model) for a reference."""
-    from xpdb.models.uacsnet import from_bytes
+    """(record, the loaded predictor of its kind) for a reference."""
+    from xpdb.models import kinds
 
     record = find(conn, ref)
-    return record, from_bytes(artifact(conn, record.model_id))
+    return record, kinds.get(record.kind).load(record, artifact(conn, record.model_id))
 
 
 def list_models(conn: psycopg.Connection) -> list[ModelRecord]:

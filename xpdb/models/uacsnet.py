@@ -67,10 +67,12 @@ class UACSNetConfig:
     learning_rate_decay: bool = False
     passes_per_epoch: int = 10
     seed: int = 42
+    photometry: tuple[str, ...] = ()  # extra inputs beside the features (xpdb.models.datasets.PHOTOMETRY)
+    members: int = 1  # an ensemble of this many networks (seeds seed, seed+1, ...), averaged
 
     def to_dict(self) -> dict:
         d = asdict(self)
-        d["hidden"], d["bins"] = list(self.hidden), list(self.bins)
+        d["hidden"], d["bins"], d["photometry"] = list(self.hidden), list(self.bins), list(self.photometry)
         return d
 
     @classmethod
@@ -78,6 +80,7 @@ class UACSNetConfig:
         d = dict(d)
         d["hidden"] = tuple(d.get("hidden", cls.hidden))
         d["bins"] = tuple(d.get("bins", cls.bins))
+        d["photometry"] = tuple(d.get("photometry", cls.photometry))
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
@@ -118,13 +121,24 @@ def _register():
             return k.ops.log(x)
 
     @k.saving.register_keras_serializable(package="xpdb")
+    class EnsembleMixture(k.layers.Layer):
+        """[mean mu_i, sqrt(mean sigma_i^2 + var mu_i)] of the members' [mu, sigma] outputs."""
+
+        def call(self, outputs):
+            stacked = k.ops.stack(outputs, axis=0)  # (members, batch, 2)
+            mu, sigma = stacked[..., 0], stacked[..., 1]
+            mean = k.ops.mean(mu, axis=0)
+            var = k.ops.mean(k.ops.square(sigma), axis=0) + k.ops.var(mu, axis=0)
+            return k.ops.stack([mean, k.ops.sqrt(var)], axis=-1)
+
+    @k.saving.register_keras_serializable(package="xpdb")
     def gaussian_nll(y_true, y_pred):
         """Eq. 10 per star: (y - mu)^2 / (2 sigma^2) + log sigma; y_pred = [mu, sigma]."""
         mu, sigma = y_pred[:, 0], y_pred[:, 1]
         y = k.ops.reshape(y_true, (-1,))
         return k.ops.square(y - mu) / (2.0 * k.ops.square(sigma)) + k.ops.log(sigma)
 
-    return FlooredSigma, Log, gaussian_nll
+    return FlooredSigma, Log, EnsembleMixture, gaussian_nll
 
 
 _CUSTOM = None
@@ -133,24 +147,37 @@ _CUSTOM = None
 def custom_objects() -> dict:
     global _CUSTOM
     if _CUSTOM is None:
-        floored, log, nll = _register()
-        _CUSTOM = {"FlooredSigma": floored, "Log": log, "gaussian_nll": nll}
+        floored, log, ensemble, nll = _register()
+        _CUSTOM = {"FlooredSigma": floored, "Log": log, "EnsembleMixture": ensemble, "gaussian_nll": nll}
     return _CUSTOM
 
 
-def build_model(config: UACSNetConfig, flux: np.ndarray | None = None, flux_error: np.ndarray | None = None):
-    """The two-branch network of Table 1 (Normalization layers adapted when data are given)."""
+def build_model(config: UACSNetConfig, flux: np.ndarray | None = None, flux_error: np.ndarray | None = None,
+                photometry: np.ndarray | None = None):
+    """The two-branch network of Table 1 (Normalization layers adapted when data are given).
+
+    With ``config.photometry`` the standardised photometric inputs join the features at
+    the input of the [Fe/H] branch (a departure from the paper; see ``xpdb.models.datasets``).
+    """
     k = keras()
     objects = custom_objects()
     reg = k.regularizers.L2(config.l2)
     x_in = k.Input(shape=(N_FEATURES,), name="flux")
     e_in = k.Input(shape=(N_FEATURES,), name="flux_error")
+    inputs = [x_in, e_in]
     x_norm = k.layers.Normalization(name="flux_scaling")
     e_norm = k.layers.Normalization(name="error_scaling")
     if flux is not None:
         x_norm.adapt(np.asarray(flux, np.float32))
         e_norm.adapt(np.log(np.asarray(flux_error, np.float32)))
     h = x_norm(x_in)
+    if config.photometry:
+        p_in = k.Input(shape=(len(config.photometry),), name="photometry")
+        inputs.append(p_in)
+        p_norm = k.layers.Normalization(name="photometry_scaling")
+        if photometry is not None:
+            p_norm.adapt(np.asarray(photometry, np.float32))
+        h = k.layers.Concatenate(name="flux_and_photometry")([h, p_norm(p_in)])
     z = None
     for i, units in enumerate(config.hidden):
         h = k.layers.Dense(units, activation="relu", kernel_regularizer=reg, name=f"fc{i + 1}")(h)
@@ -165,7 +192,7 @@ def build_model(config: UACSNetConfig, flux: np.ndarray | None = None, flux_erro
     s = k.layers.Dense(1, kernel_regularizer=reg, name="fc3_err")(s)
     sigma = objects["FlooredSigma"](config.epsilon, name="sigma")(s)
     out = k.layers.Concatenate(name="mu_sigma")([mu, sigma])
-    model = k.Model(inputs=[x_in, e_in], outputs=out, name="uacsnet")
+    model = k.Model(inputs=inputs, outputs=out, name="uacsnet")
     model.compile(optimizer=k.optimizers.Adam(config.learning_rate), loss=objects["gaussian_nll"])
     return model
 
@@ -180,7 +207,7 @@ class TrainResult:
 
 
 def _split(feh: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Validation split stratified in [Fe/H] (every fifth star of each sorted block of five)."""
+    """Validation split stratified in [Fe/H]: every round(1/fraction)-th star in [Fe/H] order (every seventh for 15 per cent)."""
     rng = np.random.default_rng(seed)
     order = np.argsort(feh + rng.uniform(0, 1e-6, len(feh)))
     step = max(2, int(round(1 / fraction))) if fraction > 0 else 0
@@ -191,42 +218,52 @@ def _split(feh: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.
     return ~val, val
 
 
-def _dataset(flux, flux_error, y, w, config: UACSNetConfig):
+def _dataset(inputs: tuple[np.ndarray, ...], y, w, config: UACSNetConfig):
     """Shuffled batches, ``passes_per_epoch`` passes per Keras epoch; with ``noise_augmentation``
     every pass sees the fluxes redrawn within their errors (x + N(0, 1) * error)."""
     import tensorflow as tf
 
-    ds = tf.data.Dataset.from_tensor_slices(((flux, flux_error), y, w))
+    ds = tf.data.Dataset.from_tensor_slices((inputs, y, w))
     ds = ds.shuffle(len(y), seed=config.seed, reshuffle_each_iteration=True).batch(config.batch_size)
     if config.noise_augmentation:
         scale = float(config.noise_scale)
 
-        def perturb(inputs, target, weight):
-            x, e = inputs
-            return (x + tf.random.normal(tf.shape(x), seed=config.seed) * (scale * e), e), target, weight
+        def perturb(batch, target, weight):
+            x, e, *rest = batch
+            return (x + tf.random.normal(tf.shape(x), seed=config.seed) * (scale * e), e, *rest), target, weight
 
         ds = ds.map(perturb)
     return ds.repeat(config.passes_per_epoch).prefetch(2)
 
 
 def train(flux: np.ndarray, flux_error: np.ndarray, feh: np.ndarray, bp_rp0: np.ndarray,
-          config: UACSNetConfig, *, verbose: int = 0, on_epoch=None) -> TrainResult:
+          config: UACSNetConfig, *, photometry: np.ndarray | None = None, verbose: int = 0,
+          on_epoch=None) -> TrainResult:
     """Fit UA-CSNet on the training stars; early stopping on a held-out split.
 
     ``config.epochs`` and ``config.patience`` count passes over the training set (the
     paper's epochs); Keras runs them ``passes_per_epoch`` at a time, because with ~1,000
-    stars (two batches) per pass the per-epoch bookkeeping would otherwise dominate.
+    stars (two batches) per pass the per-epoch bookkeeping would otherwise dominate. With
+    ``config.members`` > 1 the members are trained one after the other and combined.
     """
+    if config.members > 1:
+        return _train_ensemble(flux, flux_error, feh, bp_rp0, config, photometry=photometry, verbose=verbose,
+                               on_epoch=on_epoch)
     k = keras()
     seed_everything(config.seed)
     flux = np.asarray(flux, np.float32)
     flux_error = np.asarray(flux_error, np.float32)
+    phot = np.asarray(photometry, np.float32).reshape(len(flux), -1) if config.photometry else None
     y = np.asarray(feh, np.float32)
     weights = (cost_weights(bp_rp0, feh, config.bins, config.gamma) if config.cost_sensitive
                else np.ones(len(y))).astype(np.float32)
     # The split depends on the data only, not on the seed: seeds change the network, not its training set.
     fit_rows, val_rows = _split(np.asarray(feh, float), config.validation_fraction, SPLIT_SEED)
-    model = build_model(config, flux[fit_rows], flux_error[fit_rows])
+
+    def pick(rows):
+        return (flux[rows], flux_error[rows]) + ((phot[rows],) if phot is not None else ())
+
+    model = build_model(config, flux[fit_rows], flux_error[fit_rows], None if phot is None else phot[fit_rows])
     group = max(1, config.passes_per_epoch)
     if config.learning_rate_decay:
         steps = max(1, config.epochs * -(-int(fit_rows.sum()) // config.batch_size))
@@ -235,13 +272,13 @@ def train(flux: np.ndarray, flux_error: np.ndarray, feh: np.ndarray, bp_rp0: np.
     callbacks = []
     validation = None
     if val_rows.any():
-        validation = ([flux[val_rows], flux_error[val_rows]], y[val_rows], weights[val_rows])
+        validation = (list(pick(val_rows)), y[val_rows], weights[val_rows])
         callbacks.append(k.callbacks.EarlyStopping(monitor="val_loss", patience=max(1, config.patience // group),
                                                    restore_best_weights=True))
     if on_epoch is not None:
         callbacks.append(k.callbacks.LambdaCallback(
             on_epoch_end=lambda epoch, logs: on_epoch(min(config.epochs, (epoch + 1) * group), logs)))
-    data = _dataset(flux[fit_rows], flux_error[fit_rows], y[fit_rows], weights[fit_rows], config)
+    data = _dataset(pick(fit_rows), y[fit_rows], weights[fit_rows], config)
     history = model.fit(data, validation_data=validation, epochs=max(1, -(-config.epochs // group)),
                         verbose=verbose, callbacks=callbacks, shuffle=False)  # the dataset shuffles itself
     hist = {key: [float(v) for v in values] for key, values in history.history.items()}
@@ -250,18 +287,52 @@ def train(flux: np.ndarray, flux_error: np.ndarray, feh: np.ndarray, bp_rp0: np.
     return TrainResult(model, len(hist["loss"]) * group, (best + 1) * group, float(val[best]), hist)
 
 
-def predict(model, flux: np.ndarray, flux_error: np.ndarray, batch_size: int = 32768) -> tuple[np.ndarray, np.ndarray]:
-    """(FEH, FEH_err) for feature arrays; rows with non-finite features give NaN."""
+def _train_ensemble(flux, flux_error, feh, bp_rp0, config: UACSNetConfig, *, photometry, verbose,
+                    on_epoch) -> TrainResult:
+    """Train ``config.members`` networks (seeds seed, seed+1, ...) and combine them into one model.
+
+    The ensemble's mean is the members' mean; its sigma adds their spread to their mean
+    variance: sigma^2 = mean(sigma_i^2) + var(mu_i) (a mixture of the members' Gaussians).
+    """
+    from dataclasses import replace
+
+    k = keras()
+    members = []
+    for i in range(config.members):
+        member = replace(config, members=1, seed=config.seed + i)
+        progress = None if on_epoch is None else (lambda epoch, logs, i=i: on_epoch(i * config.epochs + epoch, logs))
+        members.append(train(flux, flux_error, feh, bp_rp0, member, photometry=photometry, verbose=verbose,
+                             on_epoch=progress))
+    inputs = [k.Input(shape=tuple(t.shape[1:]), name=t.name) for t in members[0].model.inputs]
+    outputs = []
+    for i, result in enumerate(members):
+        result.model.name = f"member_{i}"
+        outputs.append(result.model(inputs))
+    combined = custom_objects()["EnsembleMixture"](name="ensemble")(outputs)
+    model = k.Model(inputs=inputs, outputs=combined, name="uacsnet_ensemble")
+    model.compile(optimizer=k.optimizers.Adam(config.learning_rate), loss=custom_objects()["gaussian_nll"])
+    history = {f"member_{i}_{key}": values for i, r in enumerate(members) for key, values in r.history.items()}
+    return TrainResult(model, sum(r.epochs_run for r in members), members[0].best_epoch,
+                       float(np.mean([r.best_val_loss for r in members])), history)
+
+
+def predict(model, flux: np.ndarray, flux_error: np.ndarray, photometry: np.ndarray | None = None,
+            batch_size: int = 32768) -> tuple[np.ndarray, np.ndarray]:
+    """(FEH, FEH_err) for feature arrays; rows with non-finite inputs give NaN."""
     flux = np.asarray(flux, np.float32)
     flux_error = np.asarray(flux_error, np.float32)
+    uses_photometry = len(model.inputs) > 2
+    phot = np.asarray(photometry, np.float32).reshape(len(flux), -1) if uses_photometry else None
     ok = np.isfinite(flux).all(axis=1) & np.isfinite(flux_error).all(axis=1) & (flux_error > 0).all(axis=1)
+    if phot is not None:
+        ok &= np.isfinite(phot).all(axis=1)
     feh = np.full(len(flux), np.nan, np.float32)
     err = np.full(len(flux), np.nan, np.float32)
     if ok.any():
         # Eager calls in fixed chunks: no tf.function retracing for every new batch length.
-        x, e = flux[ok], flux_error[ok]
-        out = np.concatenate([np.asarray(model([x[i:i + batch_size], e[i:i + batch_size]], training=False))
-                              for i in range(0, len(x), batch_size)])
+        parts = [flux[ok], flux_error[ok]] + ([phot[ok]] if phot is not None else [])
+        out = np.concatenate([np.asarray(model([p[i:i + batch_size] for p in parts], training=False))
+                              for i in range(0, len(parts[0]), batch_size)])
         feh[ok], err[ok] = out[:, 0], out[:, 1]
     return feh, err
 

@@ -176,3 +176,22 @@ def compute_missing_features(url: str, *, preprocessing: Preprocessing = Preproc
             if progress:
                 progress(run.processed, total)
     return run
+
+
+def features_for(conn: psycopg.Connection, source_ids: Sequence[int], pid: int, preprocessing: Preprocessing, *,
+                 between: tuple[int, int] | None = None) -> tuple[Features, int]:
+    """Stored features of these sources, computing (and storing) the missing ones first.
+
+    Returns the features in the order of ``source_ids`` and how many were computed now.
+    """
+    ids = np.asarray(source_ids, dtype=np.int64)
+    feats = fetch_features(conn, ids, pid, preprocessing, between=between)
+    missing = (feats.flags & FeatureFlag.NO_SPECTRUM) != 0
+    computed = int(missing.sum())
+    if computed:
+        fresh = compute_for_sources(conn, ids[missing], preprocessing, between=between)
+        store_features(conn, fresh, pid)
+        conn.commit()
+        feats.flux[missing], feats.flux_error[missing], feats.flags[missing] = \
+            fresh.flux, fresh.flux_error, fresh.flags
+    return feats, computed
