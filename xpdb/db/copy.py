@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import psycopg
+
+if TYPE_CHECKING:  # the encoder needs no driver; only copy_binary takes a connection
+    import psycopg
 
 HEADER = b"PGCOPY\n\xff\r\n\x00" + np.array([0, 0], dtype=">i4").tobytes()
 TRAILER = np.array([-1], dtype=">i2").tobytes()

@@ -15,7 +15,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from xpdb.ingest.textnumbers import parse_number_lists
 from xpdb.xp.batch import DenseArrays
 
 
@@ -46,6 +45,8 @@ def _from_list_array(arr: pa.Array, dtype) -> DenseArrays:
 
 def _from_text_array(arr: pa.Array, dtype) -> DenseArrays:
     """Bracketed text (``(a, b)``, ``[a, null]``) -> dense numpy; bad rows are reported, not fatal."""
+    from xpdb.ingest.textnumbers import parse_number_lists  # numba: only when there is text to parse
+
     values, lengths, null, bad = parse_number_lists(arr, dtype)
     return DenseArrays(values, lengths, null, bad)
 

@@ -20,14 +20,21 @@ import numpy as np
 import pyarrow as pa
 
 from xpdb.db.copy import Column, decode_bytea
-from xpdb.ingest import textnumbers
 from xpdb.ingest.arrays import dense_arrays, dense_from_flat
 from xpdb.ingest.readers import IngestFileError, detect_format
 from xpdb.xp.batch import BAND_ARRAYS, BAND_SCALARS, BANDS, DenseArrays, Scalar, XpBatch
 
 _NUMPY = {"int2": np.int16, "int4": np.int32, "int8": np.int64, "float4": np.float32, "float8": np.float64}
 _FLAT = {"coefficients": r"^{b}_coeff_(\d+)$", "coefficient_errors": r"^e_{b}_coeff_(\d+)$"}
-_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="xpdb-parse")
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    """Two threads that parse array columns in parallel (started on first use)."""
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="xpdb-parse")
+    return _POOL
 
 
 _warm = threading.Event()
@@ -37,7 +44,9 @@ def warm_up_text_parser() -> None:
     """Start the text parser in the background: numba's first call in a process takes ~0.5 s."""
     if not _warm.is_set():
         _warm.set()
-        _POOL.submit(textnumbers.warm_up)
+        from xpdb.ingest import textnumbers
+
+        _pool().submit(textnumbers.warm_up)
 
 
 def warm_up_text_parser_for(paths: list[Path], fmt: str | None = None) -> None:
@@ -104,12 +113,12 @@ def from_arrow(table: pa.Table) -> XpBatch:
         for name, dtype in BAND_ARRAYS.items():
             key = f"{band}_{name}"
             if key in names:
-                jobs[key] = _POOL.submit(dense_arrays, table.column(names[key]), dtype)
+                jobs[key] = _pool().submit(dense_arrays, table.column(names[key]), dtype)
             elif name in _FLAT:
                 pattern = re.compile(_FLAT[name].format(b=band))
                 flat = sorted(((int(m.group(1)), orig) for low, orig in names.items() if (m := pattern.match(low))))
                 if flat:
-                    jobs[key] = _POOL.submit(dense_from_flat, [table.column(orig) for _, orig in flat], dtype)
+                    jobs[key] = _pool().submit(dense_from_flat, [table.column(orig) for _, orig in flat], dtype)
     for key, job in jobs.items():
         batch.arrays[key] = job.result()
     for band in BANDS:

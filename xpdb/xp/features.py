@@ -188,3 +188,34 @@ def compute_features(data, ebv, *, g=None, bp_rp=None, preprocessing: Preprocess
     nothing = batch.arrays["bp_coefficients"].null & batch.arrays["rp_coefficients"].null
     feats.flags[nothing] |= FLAG_NO_SPECTRUM
     return feats
+
+
+def features_of(data, ebv, *, wavelength=None, flux_error=None, source_id=None, g=None, bp_rp=None,
+                preprocessing: Preprocessing = Preprocessing()) -> Features:
+    """The model's 60-pixel features from any XP input, with no database.
+
+    ``data`` is XP_CONTINUOUS input (a file path, astropy Table, DataFrame or ``XpBatch``),
+    calibrated spectra (``CalibratedSpectra``, e.g. from ``xpdb.calibrate``), or sampled
+    fluxes (an (n, m) array, with ``wavelength`` in nm and ``flux_error``; W m^-2 nm^-1).
+    ``ebv`` is E(B-V) on the SFD scale per star.
+
+    Examples
+    --------
+    >>> import numpy as np, xpdb
+    >>> wl = 336.0 + 2.0 * np.arange(343)
+    >>> flux = np.tile(1e-15 * (wl / 550.0) ** -2, (2, 1))
+    >>> f = xpdb.features(flux, [0.0, 0.1], wavelength=wl, flux_error=0.01 * flux)
+    >>> f.flux.shape, bool(f.usable.all())
+    ((2, 60), True)
+    """
+    if isinstance(data, CalibratedSpectra):
+        return features_from_sampled(data.source_id, data.wavelength, data.flux, data.flux_error, ebv, g=g,
+                                     bp_rp=bp_rp, preprocessing=preprocessing)
+    if wavelength is not None:
+        flux = np.atleast_2d(np.asarray(data, dtype=float))
+        if flux_error is None:
+            raise ValueError("sampled fluxes need flux_error (same shape)")
+        ids = np.arange(len(flux)) if source_id is None else source_id
+        return features_from_sampled(ids, wavelength, flux, flux_error, ebv, g=g, bp_rp=bp_rp,
+                                     preprocessing=preprocessing)
+    return compute_features(data, ebv, g=g, bp_rp=bp_rp, preprocessing=preprocessing)
