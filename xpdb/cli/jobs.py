@@ -8,18 +8,14 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from xpdb.cli.console import console, fail, out, progress_bar
+from xpdb.cli.console import console, fail, out, progress_bar, session
 
 jobs_app = typer.Typer(help="Batch jobs: list, show, retry, cancel, and the worker process.", no_args_is_help=True)
 
 
 def _connect():
-    import psycopg
-
-    from xpdb.cli.ingest import _ready
-
-    url = _ready()
-    return url, psycopg.connect(url)
+    db = session()
+    return db.url, db._connect()
 
 
 def infer(
@@ -100,10 +96,9 @@ def work(job: list[int] = typer.Option(None, "--job", help="Only these jobs (def
     """A worker process: lease batches, predict, write back; runs here or on any machine."""
     import time
 
-    from xpdb.cli.ingest import _ready
     from xpdb.jobs.worker import Worker
 
-    worker = Worker(_ready())
+    worker = Worker(session().url)
     if pause_before_commit:
         worker.before_commit = lambda: time.sleep(pause_before_commit)
     try:

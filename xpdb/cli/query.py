@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from xpdb.cli.console import console, fail, progress_bar
+from xpdb.cli.console import console, fail, progress_bar, session
 
 export_app = typer.Typer(help="Export tables to files.", no_args_is_help=True)
 
@@ -17,10 +17,9 @@ OUT = typer.Option(None, "--out", help="Write to this file (required for fits an
 def _model_id(ref: str | None) -> tuple[int | None, str | None]:
     import psycopg
 
-    from xpdb.cli.ingest import _ready
     from xpdb.models.registry import ModelNotFound, find, newest
 
-    with psycopg.connect(_ready()) as conn:
+    with psycopg.connect(session().url) as conn:
         try:
             record = find(conn, ref) if ref else newest(conn)
         except ModelNotFound as exc:
@@ -88,9 +87,8 @@ def query(
 
     if text == "-":
         text = sys.stdin.read()
-    from xpdb.cli.ingest import _ready
 
-    _ready()
+    session().url
     try:
         if sql:
             statement = text
@@ -113,7 +111,6 @@ def export_catalog(
 ) -> None:
     """The paper's Table 2 catalogue of a model, streamed to a file of any size."""
     from xpdb import __version__
-    from xpdb.cli.ingest import _ready
     from xpdb.query.export import EXPORT_FORMATS, export_catalog as run
 
     if fmt not in EXPORT_FORMATS:
@@ -122,7 +119,7 @@ def export_catalog(
     if model_id is None:
         fail("no model trained yet; nothing to export")
     with progress_bar(f"export {model_ref}", unit="rows") as update:
-        n = run(_ready(), model_id, fmt, out, progress=update,
+        n = run(session().url, model_id, fmt, out, progress=update,
                 info={"model": model_ref, "producer": f"xpdb {__version__}",
                       "description": "UA-CSNet [Fe/H] catalogue (Yang et al.), columns as their Table 2"})
     console.print(f"{n:,} rows of {model_ref} written to {out}")

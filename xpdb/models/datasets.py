@@ -61,6 +61,7 @@ class Stars:
     labels: dict[str, np.ndarray] = field(default_factory=dict)  # LABELS, NaN where missing
     bp_rp0: np.ndarray | None = None
     g: np.ndarray | None = None
+    ebv: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.source_id)
@@ -72,7 +73,7 @@ class Stars:
     def subset(self, mask: np.ndarray) -> Stars:
         return Stars(self.source_id[mask], self.flux[mask], self.flux_error[mask], self.photometry[mask],
                      self.photometry_names, {k: v[mask] for k, v in self.labels.items()}, self.bp_rp0[mask],
-                     self.g[mask])
+                     self.g[mask], self.ebv[mask])
 
     def digest(self, version: str) -> str:
         """sha256 of the ids, labels and inputs: the identity of a training or test set."""
@@ -107,7 +108,7 @@ def labelled_stars(conn: psycopg.Connection, *, catalog: str, pid: int, selectio
     cur = conn.cursor(binary=True)
     cur.execute(f"""
         SELECT p.source_id, p.bp_rp0, p.phot_g_mean_mag, f.flux, f.flux_error,
-               {", ".join(f"l.{name}" for name in LABELS)}{"".join(f", {e}" for e in phot)}
+               {", ".join(f"l.{name}" for name in LABELS)}, p.ebv{"".join(f", {e}" for e in phot)}
         FROM xpdb.source_photometry AS p
         JOIN xpdb.gaia_source AS s ON s.source_id = p.source_id
         JOIN xpdb.reference_label AS l ON l.source_id = p.source_id AND l.catalog = %(catalog)s
@@ -124,11 +125,11 @@ def labelled_stars(conn: psycopg.Connection, *, catalog: str, pid: int, selectio
         np.array([r[0] for r in rows], dtype=np.int64),
         decode_bytea([r[3] for r in rows], "<f4", N_PIXELS),
         decode_bytea([r[4] for r in rows], "<f4", N_PIXELS),
-        np.stack([column(5 + n_labels + k) for k in range(len(phot))], axis=1).astype(np.float32)
+        np.stack([column(6 + n_labels + k) for k in range(len(phot))], axis=1).astype(np.float32)
         if phot else np.zeros((len(rows), 0), np.float32),
         tuple(photometry),
         {name: column(5 + k) for k, name in enumerate(LABELS)},
-        column(1), column(2),
+        column(1), column(2), column(5 + n_labels),
     )
 
 

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import psycopg
 
 from xpdb.errors import CatalogNotFound, TrainingError
@@ -35,6 +36,7 @@ from xpdb.xp.features import Preprocessing
 from xpdb.xp.store import compute_missing_features, preprocessing_id
 
 TEST_G_MAX = 15.0
+LOW_EXTINCTION = 0.5  # E(B-V) limit of the paper's final sample (section 4.3), a scope of the test metrics
 MIN_TRAINING_STARS = 50
 SPLITS = ("fixed",)
 
@@ -95,11 +97,15 @@ def training_sets(url: str, *, labels: str, test_labels: str | None = None, spli
 
 
 def test_metrics(kind: kinds_mod.ModelKind, predictor: Any, test: Stars) -> dict:
-    """The paper's validation numbers of one predictor on the test stars, at G < 15 and all G."""
+    """The paper's validation numbers of one predictor on the test stars: at G < 15, all G, and
+    E(B-V) < 0.5 with G < 15 (the paper's final-sample extinction limit)."""
     feh, err = kind.predict_stars(predictor, test.flux, test.flux_error, test.photometry)
     bright = test.g < TEST_G_MAX
+    with np.errstate(invalid="ignore"):
+        clear = bright & (test.ebv < LOW_EXTINCTION)
     return {"g_lt_15": evaluate(feh[bright], err[bright], test.feh[bright], test.g[bright]),
-            "all_g": evaluate(feh, err, test.feh, test.g)}
+            "all_g": evaluate(feh, err, test.feh, test.g),
+            "ebv_lt_0.5": evaluate(feh[clear], err[clear], test.feh[clear], test.g[clear])}
 
 
 def train_model(url: str, kind: str = "uacsnet", *, labels: str, test_labels: str | None = None,
