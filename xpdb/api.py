@@ -247,8 +247,9 @@ class Database:
     # -- models --------------------------------------------------------------------------------------
     def train(self, kind: str = "uacsnet", *, labels: str, split: str | None = None, test_labels: str | None = None,
               selection: str = "giant_sample", name: str | None = None, config: Any = None,
-              ablation: bool = True, reuse_existing: bool = False, on_epoch: Callable | None = None,
-              on_stage: Callable[[str], None] | None = None, **hyperparameters: Any) -> Model:
+              preprocessing=None, ablation: bool = True, reuse_existing: bool = False,
+              on_epoch: Callable | None = None, on_stage: Callable[[str], None] | None = None,
+              **hyperparameters: Any) -> Model:
         """Train a model kind, evaluate it on the test stars and store it in the registry.
 
         ``split="fixed"`` trains on ``xpdb.split_of(source_id) = 'train'`` stars of ``labels``
@@ -272,9 +273,12 @@ class Database:
                 raise ConfigurationError(f"unknown {kind} hyperparameter(s) {', '.join(sorted(unknown))}; "
                                          f"known: {', '.join(base)}")
             config = kind_obj.config_from({**base, **hyperparameters})
+        from xpdb.xp.features import Preprocessing
+
         outcome = train_model(self.url, kind, labels=labels, test_labels=test_labels, split=split,
                               selection=selection, name=name, config=config, ablation=ablation,
-                              reuse_existing=reuse_existing, on_epoch=on_epoch, on_stage=on_stage)
+                              preprocessing=preprocessing or Preprocessing(), reuse_existing=reuse_existing,
+                              on_epoch=on_epoch, on_stage=on_stage)
         return self._model(outcome.record)
 
     @staticmethod

@@ -33,6 +33,14 @@ PHOTOMETRY: dict[str, tuple[str, str]] = {
     "g_ks0": (f"phot_g_mean_mag - ks_m - {R_G - AK_PER_EBV:.4f} * ebv", "dereddened G-Ks [mag]"),
     "ebv": ("ebv", "E(B-V) used for dereddening [mag]"),
 }
+# Sides of the fixed split (xpdb.split_of), and the development split inside its training side:
+# choices (inputs, windows, hyperparameters) are made by training on dev_train and scoring on dev.
+SPLIT_CONDITIONS = {
+    "train": "xpdb.split_of(p.source_id) = 'train'",
+    "test": "xpdb.split_of(p.source_id) = 'test'",
+    "dev_train": "xpdb.split_of(p.source_id) = 'train' AND p.source_id %% 5 <> 1",  # %% : psycopg placeholder escape
+    "dev": "xpdb.split_of(p.source_id) = 'train' AND p.source_id %% 5 = 1",
+}
 LABELS = ("feh", "feh_err", "teff", "teff_err", "logg", "logg_err", "alpha_m", "alpha_m_err")
 
 
@@ -88,7 +96,7 @@ def labelled_stars(conn: psycopg.Connection, *, catalog: str, pid: int, selectio
                    exclude_catalog: str | None = None) -> Stars:
     """Stars of ``selection`` with labels in ``catalog`` and usable features (see module doc).
 
-    ``split`` is None (every star), 'train' or 'test'; ``require`` lists labels that must
+    ``split`` is None (every star) or a side of ``SPLIT_CONDITIONS``; ``require`` lists labels that must
     be present; stars without every photometric input are left out.
     """
     sel = selections.get(selection)
@@ -97,9 +105,9 @@ def labelled_stars(conn: psycopg.Connection, *, catalog: str, pid: int, selectio
         conditions.append(sel.label_condition)
     conditions += [f"l.{name} IS NOT NULL" for name in require]
     if split is not None:
-        if split not in ("train", "test"):
-            raise ValueError(f"split must be 'train' or 'test', not {split!r}")
-        conditions.append(f"xpdb.split_of(p.source_id) = '{split}'")
+        if split not in SPLIT_CONDITIONS:
+            raise ValueError(f"split must be one of {', '.join(SPLIT_CONDITIONS)}, not {split!r}")
+        conditions.append(SPLIT_CONDITIONS[split])
     if exclude_catalog:
         conditions.append("NOT EXISTS (SELECT 1 FROM xpdb.reference_label e WHERE e.catalog = %(exclude)s "
                           "AND e.source_id = p.source_id)")

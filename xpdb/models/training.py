@@ -7,6 +7,9 @@ Two ways to choose the training and test stars:
   = 'train'``, test = ``'test'`` (source_id % 5 = 0, and every cluster member). Validation
   hold-outs for early stopping come from the training part only; nothing is chosen by
   looking at the test part;
+* **the development split** (``split="development"``), for choosing inputs and
+  hyperparameters: the training side of the fixed split minus its ``source_id % 5 = 1``
+  stars, scored on those; the test side is never read;
 * **two catalogues** (``test_labels``), as the paper does with PASTEL and SAGA: training
   = the ``labels`` catalogue, test = the test catalogue minus stars also in the first.
 
@@ -38,7 +41,7 @@ from xpdb.xp.store import compute_missing_features, preprocessing_id
 TEST_G_MAX = 15.0
 LOW_EXTINCTION = 0.5  # E(B-V) limit of the paper's final sample (section 4.3), a scope of the test metrics
 MIN_TRAINING_STARS = 50
-SPLITS = ("fixed",)
+SPLITS = ("fixed", "development")
 
 
 @dataclass
@@ -85,6 +88,11 @@ def training_sets(url: str, *, labels: str, test_labels: str | None = None, spli
             training = labelled_stars(conn, catalog=labels, split="train", **common)
             test = labelled_stars(conn, catalog=labels, split="test", **common)
             described = {"split": "fixed: test = source_id % 5 = 0 or a cluster member", "test_catalog": labels}
+        elif split == "development":
+            training = labelled_stars(conn, catalog=labels, split="dev_train", **common)
+            test = labelled_stars(conn, catalog=labels, split="dev", **common)
+            described = {"split": "development: the training side, scored on its source_id % 5 = 1 part "
+                                  "(for choices; the test side is not used)", "test_catalog": labels}
         else:
             training = labelled_stars(conn, catalog=labels, **common)
             test = (labelled_stars(conn, catalog=test_labels, exclude_catalog=labels, **common)

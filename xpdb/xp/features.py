@@ -45,14 +45,19 @@ UNUSABLE = int(UNUSABLE_FEATURES)
 
 @dataclass(frozen=True)
 class Preprocessing:
-    """Choices that define a feature set; ``version`` names it in the database."""
+    """Choices that define a feature set; ``version`` names it in the database.
+
+    ``window`` is the wavelength range [nm] the 60 bins span (default 360-1000 nm; the
+    paper's 330-1020 nm window is clipped to the 336-1020 nm XP grid).
+    """
 
     correction: str | None = None  # None or "huang2024"
     truncation: bool = False
+    window: tuple[float, float] = BIN_RANGE_NM
 
     @property
     def version(self) -> str:
-        lo, hi = BIN_RANGE_NM
+        lo, hi = self.window
         n0, n1 = NORM_WINDOW_NM
         return (f"xpf1;bins=ln{lo:g}-{hi:g}nmx{N_PIXELS};median;err=rms;norm=mean{n0:g}-{n1:g}nm;"
                 f"dered=zhang2024,E4455={E4455_SLOPE:g}EBV+{E4455_OFFSET:g};"
@@ -61,23 +66,27 @@ class Preprocessing:
     @classmethod
     def from_version(cls, version: str) -> Preprocessing:
         """The choices behind a stored version string (this xpdb must be able to compute it)."""
+        import re
+
         parts = dict(p.split("=", 1) for p in version.split(";") if "=" in p)
+        m = re.match(r"ln([\d.]+)-([\d.]+)nmx", parts.get("bins", ""))
+        window = (float(m.group(1)), float(m.group(2))) if m else BIN_RANGE_NM
         pre = cls(correction=None if parts.get("correction", "none") == "none" else parts["correction"],
-                  truncation=parts.get("truncation") == "yes")
+                  truncation=parts.get("truncation") == "yes", window=window)
         if pre.version != version:
             raise ValueError(f"features of preprocessing {version!r} cannot be computed by this version of xpdb "
                              f"(it computes {pre.version!r})")
         return pre
 
 
-def bin_edges() -> np.ndarray:
+def bin_edges(window: tuple[float, float] = BIN_RANGE_NM) -> np.ndarray:
     """The 61 bin edges [nm], equal steps in ln(lambda)."""
-    return np.geomspace(BIN_RANGE_NM[0], BIN_RANGE_NM[1], N_PIXELS + 1)
+    return np.geomspace(window[0], window[1], N_PIXELS + 1)
 
 
-def bin_slices(wavelength: np.ndarray) -> list[slice]:
+def bin_slices(wavelength: np.ndarray, window: tuple[float, float] = BIN_RANGE_NM) -> list[slice]:
     """Sample index range of each bin: edges[i] <= lambda < edges[i+1] (the last bin includes its end)."""
-    edges = bin_edges()
+    edges = bin_edges(window)
     idx = np.searchsorted(wavelength, edges, side="left")
     idx[-1] = np.searchsorted(wavelength, edges[-1], side="right")
     slices = [slice(int(a), int(b)) for a, b in zip(idx[:-1], idx[1:])]
@@ -86,18 +95,19 @@ def bin_slices(wavelength: np.ndarray) -> list[slice]:
     return slices
 
 
-def pixel_wavelengths(wavelength: np.ndarray) -> np.ndarray:
+def pixel_wavelengths(wavelength: np.ndarray, window: tuple[float, float] = BIN_RANGE_NM) -> np.ndarray:
     """Mean wavelength of the samples in each bin [nm] (for plots and documentation)."""
-    return np.array([wavelength[s].mean() for s in bin_slices(wavelength)])
+    return np.array([wavelength[s].mean() for s in bin_slices(wavelength, window)])
 
 
-def resample(wavelength: np.ndarray, flux: np.ndarray, flux_error: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def resample(wavelength: np.ndarray, flux: np.ndarray, flux_error: np.ndarray,
+             window: tuple[float, float] = BIN_RANGE_NM) -> tuple[np.ndarray, np.ndarray]:
     """Median flux and RMS error in each of the 60 bins. Shapes (n, m) -> (n, 60)."""
     flux = np.atleast_2d(flux)
     flux_error = np.atleast_2d(flux_error)
     out_f = np.empty((flux.shape[0], N_PIXELS))
     out_e = np.empty((flux.shape[0], N_PIXELS))
-    for j, s in enumerate(bin_slices(wavelength)):
+    for j, s in enumerate(bin_slices(wavelength, window)):
         out_f[:, j] = np.median(flux[:, s], axis=1)
         out_e[:, j] = np.sqrt(np.mean(flux_error[:, s] ** 2, axis=1))
     return out_f, out_e
@@ -147,7 +157,7 @@ def features_from_spectra(spectra: CalibratedSpectra, ebv, *, g=None, bp_rp=None
                                                    g=g, bp_rp=bp_rp, ebv=ebv, truncation=preprocessing.truncation)
         flags[out_of_range] |= FLAG_CORRECTION_RANGE
     flux, err = deredden(spectra.wavelength, flux, err, ebv)
-    f60, e60 = resample(spectra.wavelength, flux, err)
+    f60, e60 = resample(spectra.wavelength, flux, err, preprocessing.window)
     norm = normalisation(spectra.wavelength, flux)
     with np.errstate(invalid="ignore", divide="ignore"):
         f60 /= norm[:, None]
