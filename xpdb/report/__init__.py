@@ -2,7 +2,8 @@
 
 Everything shown comes from the SQL views (``validation_summary``, ``cluster_summary``,
 ``xm_reference``, ``xm_cluster_members``, ``catalog_all``), so the report, the demo's
-printed summary and any SQL or ADQL query agree by construction.
+printed summary and any SQL or ADQL query agree by construction; the comparison of models
+on the same held-out stars comes from the test metrics stored in the model registry.
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ def build_report(url: str, model_id: int, model_ref: str, out: Path) -> Report:
             conn, model_id, out / "distributions.png")
         report.figures["Predicted-error map in the G-[Fe/H] plane (Figure 11)"] = figures.error_map_figure(
             conn, model_id, out / "error_map.png")
+        comparison = figures.comparison_figure(conn, model_id, out / "comparison.png")
+        if comparison is not None:
+            report.figures["Models compared on the same held-out stars (xpdb models compare)"] = comparison
         summary = conn.execute(
             "SELECT catalog, scope, subset, n, bias, sigma, method, median_feh_err FROM xpdb.validation_summary "
             "WHERE model_id = %s AND scope IN ('g<15', 'all') AND g_min IS NULL ORDER BY catalog, scope DESC, subset",

@@ -188,3 +188,49 @@ def error_map_figure(conn, model_id: int, path: Path) -> Path:
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+COMPARISON_SCORES = (("overall", "all"), ("metal_poor", "[Fe/H] <= -1.5"), ("vmp", "[Fe/H] <= -2"))
+
+
+def comparable_models(conn, model_id: int) -> list[tuple[str, str, dict]]:
+    """(ref, kind, test metrics) of every model tested on the same stars as ``model_id`` (same test-set hash)."""
+    rows = conn.execute("""
+        SELECT m.name || ':' || m.version, m.kind, m.metrics -> 'test' FROM xpdb.model m,
+               (SELECT metrics -> 'test' ->> 'set_hash' AS h FROM xpdb.model WHERE model_id = %s) t
+        WHERE t.h IS NOT NULL AND m.metrics -> 'test' ->> 'set_hash' = t.h ORDER BY m.model_id""",
+                        (model_id,)).fetchall()
+    return [(ref, kind, test) for ref, kind, test in rows]
+
+
+def comparison_figure(conn, model_id: int, path: Path) -> Path | None:
+    """Models side by side on the same held-out stars: sigma overall, metal-poor and VMP (G < 15),
+    and the predicted error over the residual sigma per G bin."""
+    models = comparable_models(conn, model_id)
+    if len(models) < 2:
+        return None
+    plt = _plt()
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(13, 4.8))
+    width = 0.8 / len(models)
+    for i, (ref, kind, test) in enumerate(models):
+        m = test["g_lt_15"]
+        values = [(m.get(key) or {}).get("sigma") or np.nan for key, _ in COMPARISON_SCORES]
+        x = np.arange(len(COMPARISON_SCORES)) + (i - (len(models) - 1) / 2) * width
+        bars = ax.bar(x, values, width, label=f"{ref} ({kind})")
+        ax.bar_label(bars, fmt="%.3f", fontsize=7)
+        by_g = [b for b in m["by_g"] if b.get("residual_sigma")]
+        ax2.plot([0.5 * (b["g_min"] + b["g_max"]) for b in by_g],
+                 [b["median_predicted_error"] / b["residual_sigma"] for b in by_g], "o-", label=ref)
+    ax.set_xticks(np.arange(len(COMPARISON_SCORES)), [label for _, label in COMPARISON_SCORES])
+    ax.set_ylabel("sigma of Delta[Fe/H] (Gaussian fit) [dex]")
+    ax.set_title(f"the same {models[0][2]['g_lt_15']['overall']['n']} held-out stars ({models[0][2]['catalog']}, G < 15)")
+    ax.legend(fontsize=7)
+    ax2.axhspan(1 / 1.3, 1.3, color="0.9")
+    ax2.axhline(1.0, color="k", lw=0.8)
+    ax2.set_xlabel("G")
+    ax2.set_ylabel("median FEH_err / residual sigma")
+    ax2.set_title("error calibration per G bin (shaded: within x1.3)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
