@@ -16,7 +16,7 @@ from xpdb.demo import MODEL_NAME, run_demo, summary_from_views
 @pytest.mark.slow
 def test_demo_end_to_end_and_again(db_url, tmp_path):
     home = tmp_path / "home"
-    first = run_demo(home, say=lambda text: None)
+    first = run_demo(home, real=False, say=lambda text: None)  # the real-star part: test_private_home, test_real_stars
     with psycopg.connect(db_url) as conn:
         record = conn.execute("SELECT model_id, name || ':' || version, metrics FROM xpdb.model").fetchall()
     assert len(record) == 1 and record[0][1] == f"{MODEL_NAME}:1"
@@ -50,7 +50,7 @@ def test_demo_end_to_end_and_again(db_url, tmp_path):
     assert first.report.exists() and first.report.name == "index.html"
 
     # again: nothing new, the same answer
-    second = run_demo(home, say=lambda text: None)
+    second = run_demo(home, real=False, say=lambda text: None)
     notes = dict((name, note) for name, _, note in second.stages)
     assert "already" in notes["synthetic sky"] and "nothing new" in notes["ingest"]
     assert notes["features"] == "all present" and "already done" in notes["inference"]

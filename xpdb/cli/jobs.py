@@ -34,7 +34,7 @@ def infer(
     """Predict [Fe/H] and its error for a selection of sources, in leased batches, with K workers."""
     from xpdb.jobs.batches import JobError, create_job, get_job
     from xpdb.jobs.runner import follow, spawn_workers
-    from xpdb.models.registry import ModelNotFound, find, newest
+    from xpdb.models.registry import ModelNotFound, default, find
 
     spec: dict = {}
     if job_file:
@@ -59,7 +59,7 @@ def infer(
                 conn.execute("UPDATE xpdb.job SET state = 'running' WHERE job_id = %s AND state = 'failed'", (job_id,))
                 conn.commit()
             else:
-                record = find(conn, model) if model else newest(conn)
+                record = find(conn, model) if model else default(conn)
                 job_id = create_job(conn, model_id=record.model_id, selection=selection, where=where, batch_size=batch,
                                     max_attempts=max_attempts, lease_seconds=spec.get("lease_seconds", 600),
                                     spec={"source": str(job_file) if job_file else "cli"})

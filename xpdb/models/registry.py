@@ -96,6 +96,18 @@ def newest(conn: psycopg.Connection, kind: str | None = None) -> ModelRecord:
     return find(conn, f"{row[0]}:{row[1]}")
 
 
+def default(conn: psycopg.Connection) -> ModelRecord:
+    """The model the catalogue shows: the newest UA-CSNet with predictions, else the newest UA-CSNet,
+    else the newest model of any kind (the rule of the ``xpdb.catalog`` view)."""
+    row = conn.execute("""
+        SELECT m.name || ':' || m.version FROM xpdb.model m
+        ORDER BY (m.kind = 'uacsnet' AND EXISTS (SELECT 1 FROM xpdb.prediction p WHERE p.model_id = m.model_id)) DESC,
+                 (m.kind = 'uacsnet') DESC, m.created_at DESC, m.model_id DESC LIMIT 1""").fetchone()
+    if row is None:
+        return newest(conn)  # raises ModelNotFound with the hint
+    return find(conn, row[0])
+
+
 def artifact(conn: psycopg.Connection, model_id: int) -> bytes:
     return bytes(conn.execute("SELECT artifact FROM xpdb.model WHERE model_id = %s", (model_id,)).fetchone()[0])
 
