@@ -48,7 +48,7 @@ def reader_connect(url: str | None = None) -> psycopg.Connection:
         return psycopg.connect(target)
     except psycopg.OperationalError as exc:
         raise QueryError(f"cannot connect as the read-only query role ({exc.args[0].splitlines()[0] if exc.args else exc}); "
-                         "create it with migrations/sql/0005_views/roles.sql and set XPDB_READER_URL with its password") from exc
+                         "create it with migrations/sql/0001_store/roles.sql and set XPDB_READER_URL with its password") from exc
 
 
 def run_readonly(sql: str, params: tuple | dict | None = None, *, max_rows: int = DEFAULT_MAX_ROWS,
