@@ -261,14 +261,17 @@ class Database:
 
     # -- models --------------------------------------------------------------------------------------
     def train(self, kind: str = "uacsnet", *, labels: str, split: str | None = None, test_labels: str | None = None,
-              selection: str = "giant_sample", name: str | None = None, config: Any = None,
+              selection: str = "giant_sample", train_selection: str | None = None, name: str | None = None,
+              config: Any = None,
               preprocessing=None, ablation: bool = True, reuse_existing: bool = False,
               on_epoch: Callable | None = None, on_stage: Callable[[str], None] | None = None,
               **hyperparameters: Any) -> Model:
         """Train a model kind, evaluate it on the test stars and store it in the registry.
 
         ``split="fixed"`` trains on ``xpdb.split_of(source_id) = 'train'`` stars of ``labels``
-        and tests on the rest; ``test_labels`` instead tests on another catalogue.
+        and tests on the rest; ``test_labels`` instead tests on another catalogue. The test
+        stars are those of ``selection``; ``train_selection`` may draw the training stars
+        from a wider one (e.g. ``model_domain``: dwarfs too).
         Hyperparameters not given keep the kind's defaults (``UACSNetConfig``, ...).
 
         Examples
@@ -291,7 +294,8 @@ class Database:
         from xpdb.xp.features import Preprocessing
 
         outcome = train_model(self.url, kind, labels=labels, test_labels=test_labels, split=split,
-                              selection=selection, name=name, config=config, ablation=ablation,
+                              selection=selection, train_selection=train_selection, name=name, config=config,
+                              ablation=ablation,
                               preprocessing=preprocessing or Preprocessing(), reuse_existing=reuse_existing,
                               on_epoch=on_epoch, on_stage=on_stage)
         return self._model(outcome.record)
