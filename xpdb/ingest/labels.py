@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from xpdb.ingest.readers import IngestFileError, TableReader
 from xpdb.ingest import runlog
+from xpdb.ingest.columns import resolve
 from xpdb.ingest.runs import IngestReport, ProgressCallback, file_sha256
 
 _COMMON = {
@@ -65,26 +66,6 @@ LABELS = _Target("labels", "xpdb.reference_label", "xpdb.reference_catalog", "ca
                  ("feh", "feh_err", "teff", "teff_err", "logg", "logg_err", "alpha_m", "alpha_m_err"))
 MEMBERS = _Target("members", "xpdb.cluster_member", "xpdb.cluster", "cluster", MEMBER_COLUMNS,
                   ("membership_probability",))
-
-
-def _resolve(file_columns: list[str], wanted: dict[str, tuple[str, ...]], mapping: dict[str, str]) -> dict[str, str]:
-    lower = {c.lower(): c for c in file_columns}
-    resolved = {}
-    for target, aliases in wanted.items():
-        if target in mapping:
-            if mapping[target].lower() not in lower:
-                raise KeyError(f"--map {target}={mapping[target]}: the file has no column {mapping[target]!r}")
-            resolved[target] = lower[mapping[target].lower()]
-            continue
-        for alias in aliases:
-            if alias in lower:
-                resolved[target] = lower[alias]
-                break
-    unknown = set(mapping) - set(wanted)
-    if unknown:
-        raise KeyError(f"--map: unknown schema column(s) {', '.join(sorted(unknown))}; "
-                       f"known: {', '.join(wanted)}")
-    return resolved
 
 
 def _norm_name(name: str) -> str:
@@ -165,7 +146,7 @@ def load_table(conn: psycopg.Connection, target: _Target, table: pa.Table, numbe
     ``require_feh`` rejects label rows without [Fe/H] (catalogues of other labels, such as
     APOGEE's hot stars with Teff and logg only, pass False).
     """
-    cols = _resolve(table.column_names, target.columns, mapping)
+    cols, _ = resolve(table.column_names, target.columns, mapping)
     n = table.num_rows
     rejects: list[tuple] = []
     keep = np.ones(n, dtype=bool)
