@@ -54,7 +54,7 @@ def _verbosity(params: Params) -> int:
 
 def newest_model(conn: psycopg.Connection) -> tuple[int | None, str | None]:
     """(model_id, NAME:VERSION) of the newest model, or (None, None) before any training."""
-    row = conn.execute("SELECT model_id, name || ':' || version FROM xpdb.model "
+    row = conn.execute("SELECT model_id, name || ':' || version FROM xpdb.model_info "
                        "ORDER BY created_at DESC, model_id DESC LIMIT 1").fetchone()
     conn.rollback()
     return (row[0], row[1]) if row else (None, None)
