@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import psycopg
 
-from xpdb.ingest.readers import IngestFileError, TableReader
+from xpdb.ingest.readers import IngestFileError, TableReader, check_integer_key, check_regular_file
 from xpdb.ingest.runs import IngestReport, ProgressCallback, _store_rejects, file_sha256
 
 _COMMON = {
@@ -125,8 +125,7 @@ def _load(url: str, target: _Target, path: Path, name: str, mapping: dict[str, s
     t0 = time.perf_counter()
     path = Path(path)
     report = IngestReport(str(path), target.kind, "loaded")
-    if not path.exists():
-        raise IngestFileError(path, "no such file")
+    check_regular_file(path)
     sha = file_sha256(path)
     with psycopg.connect(url) as conn:
         prev = conn.execute("SELECT run_id FROM xpdb.ingest_run WHERE kind = %s AND target = %s AND sha256 = %s "
@@ -156,6 +155,7 @@ def _load(url: str, target: _Target, path: Path, name: str, mapping: dict[str, s
                 raise IngestFileError(path, f"no rows of cluster {name!r} in the file's {cols['cluster']} column")
         sid_col = cols.get("source_id")
         if sid_col:
+            check_integer_key(table, sid_col, path, numbers)  # ids in floats would be changed: refused
             sid_arr = table.column(sid_col).cast(pa.int64(), safe=False)
             sid_null = np.asarray(sid_arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
             sid = np.asarray(sid_arr.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
