@@ -31,7 +31,7 @@ def serve(
                                             "anonymous reading allowed (env XPDB_SERVE_REQUIRE_TOKEN)."),
     max_result_mb: float = typer.Option(None, "--max-result-mb",
                                         help="Largest result of one query in MB; rows beyond it are not read "
-                                             "(OVERFLOW; default 256; env XPDB_SERVE_MAX_RESULT_MB)."),
+                                             "(OVERFLOW; default 100; env XPDB_SERVE_MAX_RESULT_MB)."),
     processes: int = typer.Option(1, "--processes", min=1,
                                   help="Server processes sharing the port (each with its pools and job threads)."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level (debug, info, warning, error)."),

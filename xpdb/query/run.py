@@ -289,35 +289,38 @@ def _query_error(exc: psycopg.Error, timeout_s: float) -> QueryError:
 
 
 def rows_to_table(columns: list[str], type_codes: list[int], rows: list[tuple]):
-    """Rows from psycopg into an astropy Table; NULLs become masked values."""
+    """Rows from psycopg into an astropy Table; NULLs become masked values (the columns are not copied again)."""
     from astropy import units as u
-    from astropy.table import MaskedColumn, Table
+    from astropy.table import Column, MaskedColumn, Table
 
     from psycopg.postgres import types as pg_types
 
-    table = Table()
+    built, names = [], []
     for j, name in enumerate(columns):
         values = [r[j] for r in rows]
         info = pg_types.get(type_codes[j])
         kind = info.name if info else "text"
         dtype = _NUMPY.get(kind)
-        mask = np.array([v is None for v in values], dtype=bool)
+        mask = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
         if dtype is not None:
             fill = 0 if dtype not in (np.float32, np.float64) else np.nan
             data = np.array([fill if v is None else v for v in values], dtype=dtype)
         else:
             data = np.array(["" if v is None else _text(v) for v in values], dtype=str)
+        del values
         unique = name
         k = 1
-        while unique in table.colnames:
+        while unique in names:
             k += 1
             unique = f"{name}_{k}"
-        col = MaskedColumn(data, name=unique, mask=mask) if mask.any() else data
-        table[unique] = col
+        names.append(unique)
+        column = (MaskedColumn(data, name=unique, mask=mask, copy=False) if mask.any()
+                  else Column(data, name=unique, copy=False))
         m = meta(name)
         if m:
             if m.unit:
-                table[unique].unit = u.Unit(m.unit)
-            table[unique].description = m.description
-            table[unique].meta["ucd"] = m.ucd
-    return table
+                column.unit = u.Unit(m.unit)
+            column.description = m.description
+            column.meta["ucd"] = m.ucd
+        built.append(column)
+    return Table(built, names=names, copy=False)

@@ -104,12 +104,16 @@ def _votable(table, serialization: str, overflow: bool, infos: dict, overflow_me
         resource.infos.append(info)
     out = io.BytesIO()
     vot.to_xml(out)
-    body = out.getvalue()
-    if overflow:
-        text = escape(xml_safe(overflow_message)) if overflow_message else ""
-        status = f'<INFO name="QUERY_STATUS" value="OVERFLOW">{text}</INFO>\n'.encode()
-        end = body.rfind(b"</RESOURCE>")
-        body = body[:end] + status + body[end:]
+    del vot, safe  # the document is all that is needed now (results may be large: few copies)
+    if not overflow:
+        return out.getvalue()
+    text = escape(xml_safe(overflow_message)) if overflow_message else ""
+    status = f'<INFO name="QUERY_STATUS" value="OVERFLOW">{text}</INFO>\n'.encode()
+    view = out.getbuffer()
+    tail_start = max(0, len(view) - 4096)
+    end = tail_start + bytes(view[tail_start:]).rfind(b"</RESOURCE>")
+    body = b"".join((view[:end], status, view[end:]))
+    view.release()
     return body
 
 

@@ -9,7 +9,7 @@
 ``XPDB_SERVE_POOL``             read-only connections for synchronous requests (default 8)
 ``XPDB_SERVE_ASYNC_WORKERS``    threads executing async jobs (default 2)
 ``XPDB_SERVE_MAX_RESULT_MB``    largest result one query may return (MB of result table, counted while the
-                                rows are read: numbers at their size, text 4 bytes a character; default 256)
+                                rows are read: numbers at their size, text 4 bytes a character; default 100)
 ``XPDB_SERVE_ADQL_MAX_LENGTH``  longest ADQL query accepted (characters, default 1000000)
 ``XPDB_SERVE_PARSE_TIMEOUT``    longest time for translating one ADQL query (seconds, default 30)
 ``XPDB_SERVE_REQUIRE_TOKEN``    1: every request but the VOSI capabilities and availability needs a user
@@ -49,7 +49,7 @@ class ServiceSettings:
     retention_s: int = 7 * 86400
     pool_size: int = 8
     async_workers: int = 2
-    max_result_mb: float = 256.0    # rows beyond it are not read (OVERFLOW); bounds the memory of one query
+    max_result_mb: float = 100.0    # rows beyond it are not read (OVERFLOW); a query holds at most ~5x this
     adql_max_length: int = 1_000_000  # characters of ADQL
     parse_timeout_s: float = 30.0   # translating one ADQL query (worker processes, see parsing.py)
     parse_workers: int = 2          # worker processes for small queries (and one for large ones)
