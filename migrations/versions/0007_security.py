@@ -64,8 +64,9 @@ ALLOWED_VOLATILE = (
     "pg_current_wal_lsn", "pg_current_wal_insert_lsn", "pg_current_wal_flush_lsn",
     "pg_control_checkpoint", "pg_control_init", "pg_control_recovery", "pg_control_system",
 )
-# IMMUTABLE/STABLE pg_catalog functions revoked all the same: other sessions' activity, and
-# functions that run SQL given as text or build whole tables into one value.
+# IMMUTABLE/STABLE pg_catalog functions revoked all the same: other sessions' activity,
+# functions that run SQL given as text or build whole tables into one value, and those that
+# assign a transaction id.
 DENIED_STABLE = (
     "pg_stat_get_activity", "pg_stat_get_progress_info", "pg_stat_get_wal_senders", "pg_stat_get_wal_receiver",
     "pg_stat_get_subscription", "pg_lock_status", "pg_blocking_pids", "pg_safe_snapshot_blocking_pids",
@@ -74,6 +75,7 @@ DENIED_STABLE = (
     "schema_to_xml_and_xmlschema", "database_to_xml", "database_to_xmlschema", "database_to_xml_and_xmlschema",
     "query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema", "cursor_to_xml", "cursor_to_xmlschema",
     "ts_stat", "ts_rewrite",
+    "txid_current", "pg_current_xact_id",  # assign a transaction id: a write to the commit log, even read-only
 )
 # pg_catalog views about other sessions
 ACTIVITY_VIEWS = (

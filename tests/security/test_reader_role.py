@@ -37,6 +37,8 @@ FORBIDDEN = [
     ("SELECT * FROM pg_locks", "permission denied for view pg_locks"),
     ("SELECT * FROM pg_stat_progress_copy", "permission denied for view pg_stat_progress_copy"),
     ("SELECT xpdb.refresh_xm_views()", "permission denied for function refresh_xm_views"),
+    ("SELECT txid_current()", "permission denied for function txid_current"),
+    ("SELECT pg_current_xact_id()", "permission denied for function pg_current_xact_id"),
     ("SELECT artifact FROM xpdb.model", "permission denied for table model"),
     ("SELECT path FROM xpdb.ingest_run", "permission denied for table ingest_run"),
     ("SELECT * FROM xpdb.ingest_reject", "permission denied for table ingest_reject"),

@@ -42,23 +42,29 @@ def test_limit_stops_fetching(db_url):
 
 
 def test_byte_budget_stops_fetching(db_url):
-    # 4 bytes a character of the longest value: 100-character rows take 400 bytes; 1,000 bytes hold 2 rows
-    result = run("--sql", f"SELECT repeat('x', 100) AS t FROM {ENDLESS}", "--max-mb", "0.001", "--format", "csv")
+    # a row counts its table (4 bytes a character of the longest value: 400) and its CSV text (100
+    # characters and 3 for the value): 503 bytes; 2,000 bytes hold 3 rows
+    result = run("--sql", f"SELECT repeat('x', 100) AS t FROM {ENDLESS}", "--max-mb", "0.002", "--format", "csv")
     assert result.exit_code == 0, result.output
-    assert result.output.count("x" * 100) == 2
-    assert "limit of 0 MB" not in result.output and "raise --max-mb" in result.output
+    assert result.output.count("x" * 100) == 3
+    assert "limit of 0.002 MB" in " ".join(result.output.split()) and "raise --max-mb" in result.output
 
 
 def test_budget_counts_the_longest_value(reader):
     sql = f"SELECT CASE WHEN g = 3 THEN repeat('y', 50) ELSE 'z' END, g::float8 FROM {ENDLESS}"
     result = run_readonly(sql, conn=reader, max_rows=1000, max_bytes=1000)
-    # rows 1-2: 4 + 8 bytes; from row 3 on every row counts 4 * 50 + 8 = 208 bytes: 4 rows fit in 1,000
+    # n rows count n * (8 + 4 * longest + 12) + 2 * (characters so far): the table (float8, and 4 bytes
+    # a character of the longest text) and a binary document (float8, a 4-byte length and UTF-16 text).
+    # From row 3 the longest text has 50 characters: 4 rows count 4 * 220 + 2 * 53 = 986, 5 rows 1,208
     assert len(result) == 4 and result.overflow and result.overflow_reason == "bytes"
-    assert result.table_bytes == 4 * 208 <= 1000
-    assert result.to_table().as_array().nbytes <= 1000
+    assert result.counted_bytes == 986 and result.table_bytes == 4 * 208
+    assert result.to_table().as_array().nbytes == 4 * 208
     numbers = run_readonly(f"SELECT g::int8, g::float8 FROM {ENDLESS}", conn=reader, max_rows=10**6,
                            max_bytes=16_000)
-    assert len(numbers) == 1000 and numbers.overflow_reason == "bytes"
+    assert len(numbers) == 500 and numbers.overflow_reason == "bytes"  # 16 bytes of table and 16 of document
+    text = run_readonly(f"SELECT g::int8, g::float8 FROM {ENDLESS}", conn=reader, max_rows=10**6,
+                        max_bytes=16_000, encoding="text")
+    assert len(text) == 16_000 // (16 + 48)  # in CSV a number may take 24 characters
 
 
 def test_bytea_values_are_written_as_postgresql_writes_them(reader):
@@ -133,7 +139,7 @@ def test_sync_results_stop_at_the_byte_budget(small_budget_server, http):
                                                                   "QUERY": CROSS})
     assert response.status_code == 200
     table = parse_votable(io.BytesIO(response.content)).get_first_table().to_table()
-    assert len(table) == 10_000 // (8 + 8 + 8 + 4)  # long, double, double, float per row
+    assert len(table) == 10_000 // (2 * (8 + 8 + 8 + 4))  # long, double, double, float: table and BINARY2
     status = _status(response.content)
     assert status[-1][0] == "OVERFLOW" and "limit of" in status[-1][1]
     small = http.post(small_budget_server + "/tap/sync", data={"LANG": "ADQL", "RESPONSEFORMAT": "csv",
@@ -152,7 +158,7 @@ def test_async_results_stop_at_the_byte_budget(small_budget_server, http):
         http.get(url, params={"WAIT": 10})
     assert http.get(url + "/phase").text == "COMPLETED"
     result = http.get(url + "/results/result")
-    assert len(parse_votable(io.BytesIO(result.content)).get_first_table().array) == 10_000 // 28
+    assert len(parse_votable(io.BytesIO(result.content)).get_first_table().array) == 10_000 // 56
     assert _status(result.content)[-1][0] == "OVERFLOW"
     http.delete(url)
 

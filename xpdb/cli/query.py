@@ -79,8 +79,8 @@ def query(
     limit: int = typer.Option(100000, "--limit", min=0, help="Maximum rows returned (overflow is reported)."),
     timeout: float = typer.Option(60.0, "--timeout", min=0.001, help="Statement timeout in seconds (the whole query)."),
     max_mb: float = typer.Option(1000.0, "--max-mb", min=0.001,
-                                 help="Largest result held, in MB (text counts 4 bytes a character); "
-                                      "rows beyond it are not fetched (overflow is reported)."),
+                                 help="Largest result held, in MB: the table (text 4 bytes a character) and "
+                                      "its output; rows beyond it are not fetched (overflow is reported)."),
     show_sql: bool = typer.Option(False, "--show-sql", help="Print the PostgreSQL the ADQL became."),
     fmt: str = FORMAT, out: Path = OUT,
 ) -> None:
@@ -112,7 +112,7 @@ def query(
             if show_sql:
                 console.print(statement, highlight=False)
             result = run_readonly(statement, max_rows=limit, timeout_s=timeout, max_bytes=int(max_mb * 1e6),
-                                  conn=conn)
+                                  conn=conn, encoding="text" if fmt in ("table", "csv", "ecsv") else "binary")
     except (ADQLError, QueryError) as exc:
         fail(str(exc))
     except psycopg.Error as exc:

@@ -24,6 +24,7 @@ FORBIDDEN_FUNCTIONS = (
     "pg_notify(text,text)", "pg_stat_get_activity(integer)", "pg_stat_get_backend_activity(integer)",
     "query_to_xml(text,boolean,boolean,text)", "table_to_xml(regclass,boolean,boolean,text)",
     "pg_logical_emit_message(boolean,text,text)", "setval(regclass,bigint)", "xpdb.refresh_xm_views()",
+    "txid_current()", "pg_current_xact_id()",
 )
 FORBIDDEN_VIEWS = ("pg_catalog.pg_stat_activity", "pg_catalog.pg_locks", "pg_catalog.pg_stat_progress_copy")
 

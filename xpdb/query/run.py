@@ -48,28 +48,39 @@ class QueryError(RuntimeError):
 
 @dataclass
 class QueryResult:
+    """A result: its columns as arrays (numbers as numpy, other values as text), and why it may be cut."""
+
     columns: list[str]
     type_codes: list[int]
-    rows: list[tuple]
+    data: list = field(default_factory=list)  # per column: numpy array (numbers) or list of str
+    masks: list = field(default_factory=list)  # per column: bool array of NULLs
     overflow: bool = False
     max_rows: int | None = None
     info: dict = field(default_factory=dict)
     max_bytes: int | None = None
     overflow_reason: str | None = None  # 'rows' (more than max_rows) or 'bytes' (max_bytes reached)
     table_bytes: int = 0  # size of the result table as to_table() holds it
+    counted_bytes: int = 0  # what the byte limit counted: the table and its document
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return len(self.masks[0]) if self.masks else 0
+
+    @property
+    def rows(self) -> list[tuple]:
+        """The rows as tuples of Python values (None for NULL; non-numeric values as text)."""
+        columns = [[None if m else v for v, m in zip(d.tolist() if isinstance(d, np.ndarray) else d, mask.tolist())]
+                   for d, mask in zip(self.data, self.masks)]
+        return list(zip(*columns)) if columns else []
 
     def to_table(self):
         """The result as an astropy Table with units and descriptions where known."""
-        return rows_to_table(self.columns, self.type_codes, self.rows)
+        return columns_to_table(self.columns, self.type_codes, self.data, self.masks)
 
     @property
     def overflow_message(self) -> str | None:
         """Why the result is incomplete, for users; None when it is complete."""
         if self.overflow_reason == "bytes":
-            return (f"the result was cut at {len(self.rows):,} rows: it reached the limit of "
+            return (f"the result was cut at {len(self):,} rows: it reached the limit of "
                     f"{(self.max_bytes or 0) / 1e6:.3g} MB per result; select fewer columns or rows")
         if self.overflow_reason == "rows":
             return f"more than {self.max_rows:,} rows match"
@@ -97,10 +108,13 @@ def reader_connect(url: str | None = None, *, timeout_s: float | None = None) ->
 
 def run_readonly(sql: str, params: tuple | dict | None = None, *, max_rows: int = DEFAULT_MAX_ROWS,
                  timeout_s: float = DEFAULT_TIMEOUT_S, conn: psycopg.Connection | None = None,
-                 prepared: bool = False, max_bytes: int | None = DEFAULT_MAX_BYTES) -> QueryResult:
+                 prepared: bool = False, max_bytes: int | None = DEFAULT_MAX_BYTES,
+                 encoding: str = "binary") -> QueryResult:
     """Run one query read-only with a timeout; at most ``max_rows`` rows and ``max_bytes`` of table.
 
     ``overflow`` is set (with ``overflow_reason``) when more rows exist than were returned.
+    ``encoding`` ('binary', 'text' or 'xml') is how the result will be written, for the
+    byte count (see :class:`_Collector`).
     The query is one statement: a server-side cursor is declared for it over the extended
     protocol and fetched in chunks.
 
@@ -125,14 +139,14 @@ def run_readonly(sql: str, params: tuple | dict | None = None, *, max_rows: int 
             if prepared:
                 with conn.cursor() as cur:
                     cur.execute(sql, params, prepare=True)
-                    collector = _start(cur, max_rows, max_bytes)
+                    collector = _start(cur, max_rows, max_bytes, encoding)
                     while collector.wanted():
                         if not collector.add(cur.fetchmany(collector.chunk())):
                             break
             else:
                 with conn.cursor(name=CURSOR, scrollable=False) as cur:
                     cur.execute(sql, params)
-                    collector = _start(cur, max_rows, max_bytes)
+                    collector = _start(cur, max_rows, max_bytes, encoding)
                     while collector.wanted():
                         remaining = deadline - time.monotonic()
                         if remaining <= 0:
@@ -181,79 +195,126 @@ def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
 
 
-def _start(cur, max_rows: int, max_bytes: int | None) -> _Collector:
+def _start(cur, max_rows: int, max_bytes: int | None, encoding: str) -> _Collector:
     if cur.description is None:
         raise QueryError("the statement returned no rows (only SELECT queries are allowed)")
     return _Collector([d.name for d in cur.description], [d.type_code for d in cur.description], max_rows,
-                      max_bytes)
+                      max_bytes, encoding)
+
+
+# bytes of the document per value, by encoding: (per number, per character of text, per text value)
+_DOCUMENT = {"binary": (None, 2, 4),  # VOTable BINARY2 (numbers at their width, text UTF-16), FITS, Parquet
+             "text": (24, 1, 3),  # CSV, TSV, ECSV, terminal: a double's repr is at most 24 characters
+             "xml": (33, 1, 12)}  # VOTable TABLEDATA: <TD></TD> around every value
 
 
 class _Collector:
-    """Rows as they arrive, with the size of the table they make; stops at either limit."""
+    """Rows as they arrive, kept as columns, counted as the table and the document they make.
 
-    def __init__(self, columns: list[str], type_codes: list[int], max_rows: int, max_bytes: int | None):
+    Each fetched chunk becomes column arrays at once (Python's row objects do not pile up).
+    The byte count of ``n`` rows is the table (numbers at their size, text 4 bytes a
+    character of its column's longest value: a numpy unicode column) plus the document
+    written from it (``encoding``: binary formats at the table's width, text formats at
+    24 characters a number and the characters of the text). Rows stop before the count
+    passes ``max_bytes``.
+    """
+
+    def __init__(self, columns: list[str], type_codes: list[int], max_rows: int, max_bytes: int | None,
+                 encoding: str = "binary"):
         from psycopg.postgres import types as pg_types
 
         self.columns, self.type_codes = columns, type_codes
         self.max_rows, self.max_bytes = max_rows, max_bytes
         kinds = [(pg_types.get(t).name if pg_types.get(t) else "text") for t in type_codes]
-        self.fixed = sum(_FIXED.get(k, 0) for k in kinds)
+        self.dtypes = [_NUMPY.get(k) for k in kinds]
+        per_number, self.per_char, self.per_text = _DOCUMENT.get(encoding, _DOCUMENT["binary"])
+        self.fixed = sum(_FIXED.get(k, 0) for k in kinds)  # table bytes of a row's numbers
+        self.fixed_doc = sum((per_number or _FIXED[k]) for k in kinds if k in _FIXED) + self.per_text * sum(
+            1 for k in kinds if k not in _FIXED)
         self.text = [j for j, k in enumerate(kinds) if k not in _FIXED]
         self.longest = [0] * len(self.text)  # characters of the longest value per text column
-        self.rows: list[tuple] = []
+        self.chunks: list[list] = [[] for _ in columns]
+        self.chunk_masks: list[list] = [[] for _ in columns]
+        self.n = 0
+        self.doc_text = 0  # characters of text seen (the document's share)
         self.reason: str | None = None
         self._chunk = 1000
         self._wire = 0  # characters and bytes received, for the chunk size
 
-    def row_bytes(self, longest: list[int] | None = None) -> int:
-        return self.fixed + 4 * sum(self.longest if longest is None else longest)
+    def counted(self, n: int | None = None, longest: list[int] | None = None, doc_text: int | None = None) -> int:
+        n = self.n if n is None else n
+        longest = self.longest if longest is None else longest
+        doc_text = self.doc_text if doc_text is None else doc_text
+        return n * (self.fixed + 4 * sum(longest) + self.fixed_doc) + self.per_char * doc_text
 
     def wanted(self) -> bool:
-        return self.reason is None and len(self.rows) <= self.max_rows
+        return self.reason is None and self.n <= self.max_rows
 
     def chunk(self) -> int:
-        return max(1, min(self._chunk, self.max_rows + 1 - len(self.rows)))
+        return max(1, min(self._chunk, self.max_rows + 1 - self.n))
 
     def add(self, rows: list[tuple]) -> bool:
         """Keep what fits of ``rows``; False when no further fetch is wanted."""
         if not rows:
             return False
-        if self.text:
-            longest = list(self.longest)
-            for i, row in enumerate(rows):
-                wire = 0
-                for k, j in enumerate(self.text):
-                    n = _text_length(row[j])
-                    wire += n
-                    if n > longest[k]:
-                        longest[k] = n
-                if self.max_bytes is not None and (len(self.rows) + 1) * self.row_bytes(longest) > self.max_bytes:
-                    self.reason = "bytes"
-                    break
-                self.longest = list(longest)
-                self._wire += wire + self.fixed
-                self.rows.append(row)
-        else:
-            room = len(rows)
-            if self.max_bytes is not None and self.fixed:
-                room = min(room, self.max_bytes // self.fixed - len(self.rows))
-            if room < len(rows):
+        keep = len(rows)
+        if self.max_bytes is not None:
+            if self.text:
+                longest, doc_text = list(self.longest), self.doc_text
+                for i, row in enumerate(rows):
+                    for k, j in enumerate(self.text):
+                        length = _text_length(row[j])
+                        doc_text += length
+                        if length > longest[k]:
+                            longest[k] = length
+                    if self.counted(self.n + i + 1, longest, doc_text) > self.max_bytes:
+                        keep = i
+                        break
+                    self.longest, self.doc_text = list(longest), doc_text
+            else:
+                per_row = self.fixed + self.fixed_doc
+                if per_row:
+                    keep = min(keep, max(0, (self.max_bytes - self.counted()) // per_row))
+            if keep < len(rows):
                 self.reason = "bytes"
-                rows = rows[:max(room, 0)]
-            self.rows.extend(rows)
-            self._wire += len(rows) * self.fixed
-        if len(self.rows) > self.max_rows:
+        elif self.text:
+            for row in rows:
+                for k, j in enumerate(self.text):
+                    self.longest[k] = max(self.longest[k], _text_length(row[j]))
+        kept = rows[:keep] if keep < len(rows) else rows
+        for j, dtype in enumerate(self.dtypes):
+            values = [row[j] for row in kept]
+            mask = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
+            if dtype is not None:
+                fill = np.nan if dtype in (np.float32, np.float64) else 0
+                self.chunks[j].append(np.array([fill if v is None else v for v in values], dtype=dtype))
+            else:
+                self.chunks[j].append(["" if v is None else _text(v) for v in values])
+            self.chunk_masks[j].append(mask)
+        self.n += len(kept)
+        self._wire += len(kept) * self.fixed + sum(len(v) for j in self.text for v in self.chunks[j][-1])
+        if self.n > self.max_rows:
             self.reason = "rows"
-        if self.rows:
-            per_row = max(1, self._wire // len(self.rows))
+        if self.n:
+            per_row = max(1, self._wire // self.n)
             self._chunk = min(20_000, max(50, _CHUNK_BYTES // per_row))
         return self.reason is None
 
     def result(self) -> QueryResult:
-        rows = self.rows[:self.max_rows]
-        return QueryResult(self.columns, self.type_codes, rows, self.reason is not None, self.max_rows,
+        n = min(self.n, self.max_rows)
+        data, masks = [], []
+        for j, dtype in enumerate(self.dtypes):
+            mask = np.concatenate(self.chunk_masks[j])[:n] if self.chunk_masks[j] else np.zeros(0, dtype=bool)
+            if dtype is not None:
+                column = np.concatenate(self.chunks[j])[:n] if self.chunks[j] else np.zeros(0, dtype=dtype)
+            else:
+                column = [v for part in self.chunks[j] for v in part][:n]
+            self.chunks[j], self.chunk_masks[j] = [], []
+            data.append(column)
+            masks.append(mask)
+        return QueryResult(self.columns, self.type_codes, data, masks, self.reason is not None, self.max_rows,
                            max_bytes=self.max_bytes, overflow_reason=self.reason,
-                           table_bytes=len(rows) * self.row_bytes())
+                           table_bytes=n * (self.fixed + 4 * sum(self.longest)), counted_bytes=self.counted(n))
 
 
 def _text_length(value) -> int:
@@ -289,33 +350,30 @@ def _query_error(exc: psycopg.Error, timeout_s: float) -> QueryError:
 
 
 def rows_to_table(columns: list[str], type_codes: list[int], rows: list[tuple]):
-    """Rows from psycopg into an astropy Table; NULLs become masked values (the columns are not copied again)."""
+    """Rows from psycopg into an astropy Table; NULLs become masked values."""
+    collector = _Collector(columns, type_codes, len(rows), None)
+    collector.add(rows)
+    result = collector.result()
+    return columns_to_table(columns, type_codes, result.data, result.masks)
+
+
+def columns_to_table(columns: list[str], type_codes: list[int], data: list, masks: list):
+    """Column arrays (see :class:`QueryResult`) into an astropy Table with units, UCDs and descriptions."""
     from astropy import units as u
     from astropy.table import Column, MaskedColumn, Table
 
-    from psycopg.postgres import types as pg_types
-
     built, names = [], []
-    for j, name in enumerate(columns):
-        values = [r[j] for r in rows]
-        info = pg_types.get(type_codes[j])
-        kind = info.name if info else "text"
-        dtype = _NUMPY.get(kind)
-        mask = np.fromiter((v is None for v in values), dtype=bool, count=len(values))
-        if dtype is not None:
-            fill = 0 if dtype not in (np.float32, np.float64) else np.nan
-            data = np.array([fill if v is None else v for v in values], dtype=dtype)
-        else:
-            data = np.array(["" if v is None else _text(v) for v in values], dtype=str)
-        del values
+    for name, values, mask in zip(columns, data, masks):
+        if not isinstance(values, np.ndarray):
+            values = np.array(values, dtype=str) if len(values) else np.zeros(0, dtype="<U1")
         unique = name
         k = 1
         while unique in names:
             k += 1
             unique = f"{name}_{k}"
         names.append(unique)
-        column = (MaskedColumn(data, name=unique, mask=mask, copy=False) if mask.any()
-                  else Column(data, name=unique, copy=False))
+        column = (MaskedColumn(values, name=unique, mask=mask, copy=False) if mask.any()
+                  else Column(values, name=unique, copy=False))
         m = meta(name)
         if m:
             if m.unit:

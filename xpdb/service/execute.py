@@ -101,14 +101,15 @@ def run_query(request: TapRequest, *, conn: psycopg.Connection, timeout_s: float
         raise ServiceError(f"ADQL error: {exc}") from None
     try:
         result = run_readonly(translated.sql, max_rows=request.maxrec, timeout_s=timeout_s, conn=conn,
-                              max_bytes=max_result_bytes)
+                              max_bytes=max_result_bytes, encoding=request.fmt.encoding)
     except QueryError as exc:
         raise ServiceError(f"query failed: {exc}") from None
+    rows, overflow, message = len(result), result.overflow, result.overflow_message
     table = result.to_table()
+    del result  # the table holds the values now
     info = {"QUERY": request.query.strip(), "MAXREC": request.maxrec, **(infos or {})}
-    body = result_document(table, request.fmt, overflow=result.overflow, infos=info,
-                           overflow_message=result.overflow_message)
-    return Outcome(body=body, media_type=request.fmt.media_type, rows=len(result), overflow=result.overflow)
+    body = result_document(table, request.fmt, overflow=overflow, infos=info, overflow_message=message)
+    return Outcome(body=body, media_type=request.fmt.media_type, rows=rows, overflow=overflow)
 
 
 class PublishedTables:

@@ -89,6 +89,13 @@ class Format:
     media_type: str
     serialization: str | None = None
 
+    @property
+    def encoding(self) -> str:
+        """How values are written, for counting a result's bytes: 'binary', 'text' or 'xml'."""
+        if self.name in ("csv", "tsv"):
+            return "text"
+        return "xml" if self.serialization == "tabledata" else "binary"
+
 
 VOTABLE = Format("votable", "application/x-votable+xml", "binary2")
 VOTABLE_TD = Format("votable", "application/x-votable+xml", "tabledata")

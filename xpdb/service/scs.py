@@ -84,7 +84,7 @@ def _search(service, ra: float, dec: float, radius: float, verb: int, maxrec: in
         model_id, model_ref = newest_model(conn) if verb >= 2 else (None, None)
         sql, sql_params = cone_query(ra, dec, radius, columns=VERBOSITY[verb], model_id=model_id, limit=maxrec + 1)
         result = run_readonly(sql, sql_params, max_rows=maxrec, timeout_s=service.settings.sync_timeout_s, conn=conn,
-                              max_bytes=service.settings.max_result_bytes)
+                              max_bytes=service.settings.max_result_bytes, encoding=fmt.encoding)
     infos = {"RA": ra, "DEC": dec, "SR": radius, "VERB": verb, "MAXREC": maxrec, "model": model_ref or "none"}
     return result_document(result.to_table(), fmt, overflow=result.overflow, infos=infos,
                            overflow_message=result.overflow_message)
