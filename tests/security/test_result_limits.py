@@ -4,7 +4,6 @@ rows themselves; user SQL is one statement over the extended protocol; its timeo
 from __future__ import annotations
 
 import io
-import time
 
 import psycopg
 import pytest

@@ -82,8 +82,9 @@ def run_query(request: TapRequest, *, conn: psycopg.Connection, timeout_s: float
     ``translate(adql, max_rows=...)`` turns ADQL into a TranslatedQuery (default: in this
     thread; the service passes its parser pool, which has a time limit). A query naming a
     table that TAP_SCHEMA does not publish is refused (``published``: a
-    :class:`PublishedTables` cache; default: read the list now). Rows are fetched from a cursor until MAXREC or ``max_result_bytes`` is reached
-    (QUERY_STATUS OVERFLOW, with the reason).
+    :class:`PublishedTables` cache; default: read the list now). Rows are fetched from a cursor
+    until MAXREC or ``max_result_bytes`` (the table and its document in the requested format)
+    is reached: QUERY_STATUS OVERFLOW, with the reason.
     """
     from xpdb.query.adql import ADQLError, to_postgresql
     from xpdb.query.run import check_published, published_tables
