@@ -479,11 +479,9 @@ class Database:
         --------
         >>> db.query("SELECT TOP 3 source_id, feh FROM catalog ORDER BY feh")  # doctest: +SKIP
         """
-        from xpdb.query.adql import to_postgresql
-        from xpdb.query.run import run_readonly
+        from xpdb.query.run import run_user_query
 
-        translated = to_postgresql(adql, max_rows=limit)
-        return _table(run_readonly(translated.sql, **_limits(limit, timeout)))
+        return _table(run_user_query(adql, language="adql", url=self.reader_url, **_limits(limit, timeout))[0])
 
     def sql(self, statement: str, *, limit: int | None = None, timeout: float | None = None):
         """A single PostgreSQL SELECT, run read-only as the reader role; an astropy Table.
@@ -492,9 +490,9 @@ class Database:
         --------
         >>> db.sql("SELECT catalog, n, sigma FROM xpdb.validation_summary WHERE scope = 'g<15'")  # doctest: +SKIP
         """
-        from xpdb.query.run import run_readonly
+        from xpdb.query.run import run_user_query
 
-        return _table(run_readonly(statement, **_limits(limit, timeout)))
+        return _table(run_user_query(statement, language="sql", url=self.reader_url, **_limits(limit, timeout))[0])
 
     def export(self, path: str | Path, *, model: str | None = None, format: str | None = None,
                progress: Progress | None = None) -> int:

@@ -17,7 +17,7 @@ import numpy as np
 import psycopg
 import pyarrow as pa
 
-from xpdb.ingest.readers import IngestFileError, TableReader
+from xpdb.ingest.readers import IngestFileError, TableReader, check_integer_key, check_regular_file
 from xpdb.ingest import runlog
 from xpdb.ingest.columns import resolve
 from xpdb.ingest.runs import IngestReport, ProgressCallback, file_sha256
@@ -108,8 +108,7 @@ def _load(url: str, target: _Target, path: Path, name: str, mapping: dict[str, s
     t0 = time.perf_counter()
     path = Path(path)
     report = IngestReport(str(path), target.kind, "loaded")
-    if not path.exists():
-        raise IngestFileError(path, "no such file")
+    check_regular_file(path)
     sha = file_sha256(path)
     with psycopg.connect(url) as conn:
         prev = runlog.previous(conn, target.kind, name, sha, statuses=("done",))
@@ -159,6 +158,7 @@ def load_table(conn: psycopg.Connection, target: _Target, table: pa.Table, numbe
             raise IngestFileError(path, f"no rows of cluster {name!r} in the file's {cols['cluster']} column")
     sid_col = cols.get("source_id")
     if sid_col:
+        check_integer_key(table, sid_col, path, numbers)  # ids in floats would be changed: refused
         sid_arr = table.column(sid_col).cast(pa.int64(), safe=False)
         sid_null = np.asarray(sid_arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
         sid = np.asarray(sid_arr.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
