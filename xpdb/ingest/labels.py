@@ -115,7 +115,7 @@ def _load(url: str, target: _Target, path: Path, name: str, mapping: dict[str, s
         if prev and not replace:
             report.status, report.run_id = "no-op", prev.run_id
             report.message = (f"already loaded into {name} by run {prev.run_id} (same sha256); "
-                              "replace=True (--replace) loads it again")
+                              "replace=True (CLI: --replace) loads it again")
             return report
         try:
             table, numbers = _read_all(path, fmt)
@@ -175,7 +175,7 @@ def load_table(conn: psycopg.Connection, target: _Target, table: pa.Table, numbe
         ra[ok], dec[ok] = icrs.ra.deg, icrs.dec.deg
     has_pos = np.isfinite(ra) & np.isfinite(dec)
     if not sid_col and not has_pos.any():
-        raise IngestFileError(path, "the file has neither source_id nor positions (ra/dec or l/b); use --map")
+        raise IngestFileError(path, "the file has neither source_id nor positions (ra/dec or l/b); map them with mapping={...} (CLI: --map)")
     values = {v: _float(table, cols.get(v)) for v in target.values}
     original = (table.column(cols["original_id"]).cast(pa.string()).to_pylist() if "original_id" in cols
                 else [None] * n)
@@ -259,7 +259,7 @@ def load_table(conn: psycopg.Connection, target: _Target, table: pa.Table, numbe
                      "AND t.source_id = i.source_id", (name,))
     elif existing:
         for row, s in existing:
-            rejects.append((row, s, "source_id", f"already stored in {name}; use --replace to update", str(s)))
+            rejects.append((row, s, "source_id", f"already stored in {name}; update it with replace=True (CLI: --replace)", str(s)))
         conn.execute("DELETE FROM _incoming WHERE row_number = ANY(%s)", ([r[0] for r in existing],))
     value_cols = ", ".join(target.values)
     extra_col = ", extra" if target is LABELS else ""

@@ -129,7 +129,7 @@ def detect_format(path: Path | str, explicit: str | None = None) -> tuple[str, b
         return fmt, gz
     core = suffixes[-2] if gz and len(suffixes) >= 2 else (suffixes[-1] if suffixes else "")
     if core not in _SUFFIXES:
-        raise IngestFileError(path, f"cannot tell the format from the name; use --format ({', '.join(FORMATS)})")
+        raise IngestFileError(path, f"cannot tell the format from the name; give format= (CLI: --format; {', '.join(FORMATS)})")
     return _SUFFIXES[core], gz
 
 

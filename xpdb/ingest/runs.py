@@ -65,7 +65,7 @@ def _prepare_sources(reader: TableReader, options: dict) -> dict[str, str]:
     if missing:
         shown = ", ".join(ascii(name)[1:-1][:40] for name in reader.column_names()[:20])
         raise IngestFileError(reader.path, f"required column(s) {', '.join(missing)} not found "
-                                           f"(columns: {shown}...); use --map")
+                                           f"(columns: {shown}...); map them with mapping={...} (CLI: --map)")
     options["ignored_columns"] = ignored
     return resolved
 
@@ -223,7 +223,7 @@ def ingest_file(
                 report.status = "no-op"
                 report.run_id = previous.run_id
                 report.message = (f"already loaded by run {previous.run_id} (same sha256); "
-                                  "replace=True (--replace) loads it again")
+                                  "replace=True (CLI: --replace) loads it again")
                 report.seconds = time.perf_counter() - t0
                 return report
             reader = _open_reader(conn, kind, path, sha, fmt, chunk_rows)
@@ -406,7 +406,7 @@ def _load(conn: psycopg.Connection, spec: TableSpec, reader: TableReader, ctx, r
                         to_delete.append(sid)
                     else:
                         all_rejects.append((int(numbers[i]), sid, "source_id",
-                                            f"source_id already stored (run {existing[sid]}); use --replace to update",
+                                            f"source_id already stored (run {existing[sid]}); update it with replace=True (CLI: --replace)",
                                             str(sid)))
                         keep[i] = False
                 if to_delete:
