@@ -135,7 +135,8 @@ class Worker:
         conn.commit()
         inputs = kind.inputs(conn, record, ids, between=(lease.first, lease.last))
         outputs = kind.predict(loaded, inputs)
-        nulls = {name: ~np.isfinite(values) for name, values in outputs.items() if values.dtype.kind == "f"}
+        nulls = {name: ~np.isfinite(values) if values.ndim == 1 else ~np.isfinite(values).any(axis=1)
+                 for name, values in outputs.items() if values.dtype.kind == "f"}  # 2-D: per-pixel arrays
         with conn.transaction():
             owner = conn.execute("SELECT lease_owner, state FROM xpdb.job_batch WHERE batch_id = %s FOR UPDATE",
                                  (lease.batch_id,)).fetchone()
