@@ -41,10 +41,10 @@ Departures, stated:
 Examples
 --------
 >>> import numpy as np
->>> x = np.zeros((2, 3)); err = np.ones((2, 3)); xhat = np.zeros((2, 3)); s = np.zeros((2, 3))
+>>> x = np.ones((2, 3)); err = np.ones((2, 3)); xhat = np.zeros((2, 3)); s = np.zeros((2, 3))
 >>> nll, kl = loss_terms_numpy(x, err, xhat, s, np.zeros((2, 6)), np.zeros((2, 6)))
->>> float(nll[0]), float(kl[0])
-(0.0, 0.0)
+>>> round(float(nll[0]), 6), abs(float(kl[0]))
+(1.5, 0.0)
 """
 
 from __future__ import annotations
@@ -361,22 +361,37 @@ def anomaly_scores(outputs: dict[str, np.ndarray], n_pixels: int) -> dict[str, n
     * ``nll``: the per-star negative log-likelihood (depends on the errors' size, so on G);
     * ``kl``: the latent's distance from the prior.
     """
-    from scipy.special import chdtrc
-    from scipy.stats import chi2 as chi2_dist
-
     out = {}
     for name, key in (("chi2_scatter_p", "chi2_red_scatter"), ("chi2_p", "chi2_red")):
-        total = outputs[key] * n_pixels
-        with np.errstate(divide="ignore", invalid="ignore"):
-            p = chdtrc(n_pixels, total)
-            score = -np.log10(p)
-            # far in the tail the probability underflows: the log survival function keeps the order
-            deep = ~np.isfinite(score) & np.isfinite(total)
-            score[deep] = -chi2_dist.logsf(total[deep], n_pixels) / np.log(10)
-        out[f"score_{name}"] = score
+        out[f"score_{name}"] = chi2_log10_tail(outputs[key] * n_pixels, n_pixels)
     out["score_nll"] = outputs["nll"]
     out["score_kl"] = outputs["kl"]
     return out
+
+
+def chi2_log10_tail(total: np.ndarray, dof: int) -> np.ndarray:
+    """-log10 P(chi2_dof >= total), finite far into the tail (where P underflows double precision).
+
+    Examples
+    --------
+    >>> [round(float(v), 3) for v in chi2_log10_tail(np.array([2.0, 5000.0]), 2)]
+    [0.434, 1085.736]
+    """
+    from scipy.special import chdtrc, gammaln
+
+    total = np.asarray(total, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        score = -np.log10(chdtrc(dof, total))
+    deep = ~np.isfinite(score) & np.isfinite(total)
+    if deep.any():  # Gamma(a, y) ~ y^(a-1) e^-y sum_n (a-1)...(a-n) / y^n, for y = total/2 >> a = dof/2
+        a, y = dof / 2.0, total[deep] / 2.0
+        term, series = np.ones_like(y), np.ones_like(y)
+        for n in range(1, 30):
+            term = term * (a - n) / y
+            series += term
+        log_q = (a - 1) * np.log(y) - y + np.log(np.abs(series)) - gammaln(a)
+        score[deep] = -log_q / np.log(10)
+    return score
 
 
 @dataclass
@@ -453,7 +468,13 @@ def from_bytes(data: bytes) -> SVAE:
     from pathlib import Path
 
     k = keras()
-    with zipfile.ZipFile(io.BytesIO(data)) as z:
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile as exc:
+        raise ValueError("not an sVAE artifact (not a zip file)") from exc
+    with archive as z:
+        if "meta.json" not in z.namelist():
+            raise ValueError("not an sVAE artifact (no meta.json)")
         meta = json.loads(z.read("meta.json"))
         if meta.get("format") != ARTIFACT_FORMAT:
             raise ValueError(f"not an sVAE artifact ({meta.get('format')!r})")
