@@ -433,7 +433,7 @@ class Database:
 
         Examples
         --------
-        >>> db.similar(4295806720, k=20)["source_id", "distance"]     # doctest: +SKIP
+        >>> db.similar(4295806720, k=20)["source_id", "latent_distance"]     # doctest: +SKIP
         """
         from xpdb.query.similar import similar
 

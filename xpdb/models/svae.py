@@ -358,12 +358,27 @@ def anomaly_scores(outputs: dict[str, np.ndarray], n_pixels: int) -> dict[str, n
       the learned scatter (``n_pixels`` degrees of freedom): how unlikely the misfit is under
       the model's own error budget, comparable across stars of any brightness;
     * ``chi2_p``: the same with the measurement errors only;
+    * ``max_residual_p``: -log10 of the probability that the largest of ``n_pixels``
+      normalised residuals (with scatter) is as large, were they independent unit Gaussians:
+      sensitive to a few bad pixels (a spike) that a chi-square over every pixel dilutes;
+    * ``combined``: the larger of ``chi2_scatter_p`` and ``max_residual_p``; ``combined_errors``
+      the larger of ``chi2_p`` and ``max_residual_p``;
     * ``nll``: the per-star negative log-likelihood (depends on the errors' size, so on G);
     * ``kl``: the latent's distance from the prior.
     """
+    from scipy.special import log_ndtr
+
     out = {}
     for name, key in (("chi2_scatter_p", "chi2_red_scatter"), ("chi2_p", "chi2_red")):
         out[f"score_{name}"] = chi2_log10_tail(outputs[key] * n_pixels, n_pixels)
+    m = np.asarray(outputs["max_abs_residual"], float)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        log_tail = np.log(2.0) + log_ndtr(-m)  # ln P(|N(0,1)| > m), finite far into the tail
+        exact = np.log(-np.expm1(n_pixels * np.log1p(-np.exp(np.minimum(log_tail, -1e-300)))))
+        log_p = np.where(log_tail > -20, exact, np.log(n_pixels) + log_tail)  # 1 - (1 - p)^N, ~ N p for small p
+    out["score_max_residual_p"] = -log_p / np.log(10)
+    out["score_combined"] = np.fmax(out["score_chi2_scatter_p"], out["score_max_residual_p"])
+    out["score_combined_errors"] = np.fmax(out["score_chi2_p"], out["score_max_residual_p"])
     out["score_nll"] = outputs["nll"]
     out["score_kl"] = outputs["kl"]
     return out

@@ -14,7 +14,7 @@ import psycopg
 from xpdb.errors import ModelNotFound, QueryError
 
 SIMILAR_SQL = """
-SELECT n.rank, n.source_id, n.distance, o.anomaly_score, o.chi2_red_scatter,
+SELECT n.rank, n.source_id, n.latent_distance, o.anomaly_score, o.chi2_red_scatter,
        s.ra, s.dec, s.phot_g_mean_mag, s.bp_rp
 FROM xpdb.svae_similar(%(model)s, %(source)s, %(k)s, %(self)s) AS n
 JOIN xpdb.svae_output AS o ON o.model_id = %(model)s AND o.source_id = n.source_id

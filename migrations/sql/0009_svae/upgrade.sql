@@ -59,7 +59,7 @@ COMMENT ON COLUMN xpdb.svae_output.latent IS 'The latent means as a cube (z1..z6
 -- Nearest neighbours in latent space of one model, by the GiST index (k-NN ordering with <->).
 CREATE FUNCTION xpdb.svae_similar(p_model_id integer, p_source_id bigint, k integer DEFAULT 20,
                                   include_self boolean DEFAULT false)
-RETURNS TABLE (rank integer, source_id bigint, distance double precision)
+RETURNS TABLE (rank integer, source_id bigint, latent_distance double precision)
 LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
 DECLARE
   q public.cube;
@@ -82,11 +82,11 @@ COMMENT ON FUNCTION xpdb.svae_similar(integer, bigint, integer, boolean) IS 'The
 -- The same for ADQL (which has no <->): each source's 50 nearest other stars in its model's
 -- latent space, computed on demand by the GiST index. Filter by source_id (and model_id).
 CREATE VIEW xpdb.svae_neighbours AS
-SELECT o.model_id, o.source_id, n.rank, n.neighbour_id, n.distance
+SELECT o.model_id, o.source_id, n.rank, n.neighbour_id, n.latent_distance
 FROM xpdb.svae_output AS o
 CROSS JOIN LATERAL (
     SELECT (row_number() OVER (ORDER BY o2.latent <-> o.latent))::integer AS rank,
-           o2.source_id AS neighbour_id, o2.latent <-> o.latent AS distance
+           o2.source_id AS neighbour_id, o2.latent <-> o.latent AS latent_distance
     FROM xpdb.svae_output AS o2
     WHERE o2.model_id = o.model_id AND o2.source_id <> o.source_id
     ORDER BY o2.latent <-> o.latent
@@ -94,7 +94,7 @@ CROSS JOIN LATERAL (
 COMMENT ON VIEW xpdb.svae_neighbours IS 'The 50 nearest other stars of each source in the latent space of each sVAE/PCA model (computed on demand; filter by source_id)';
 COMMENT ON COLUMN xpdb.svae_neighbours.rank IS 'Rank of the neighbour, 1 = nearest';
 COMMENT ON COLUMN xpdb.svae_neighbours.neighbour_id IS 'source_id of the neighbour';
-COMMENT ON COLUMN xpdb.svae_neighbours.distance IS 'Euclidean distance between the latent means';
+COMMENT ON COLUMN xpdb.svae_neighbours.latent_distance IS 'Euclidean distance between the latent means';
 
 -- The anomaly ranking of the newest sVAE model with outputs, most anomalous first.
 CREATE VIEW xpdb.xp_outliers AS
