@@ -144,7 +144,8 @@ class Worker:
                 raise LeaseLost(f"batch {lease.batch_id} was taken over by {owner[0]} ({owner[1]})")
             if self.before_commit:
                 self.before_commit()
-            write_back(conn, kind.output, model_id=job.model_id, job_id=job.job_id, source_ids=ids, outputs=outputs,
+            writer = getattr(kind, "write_back", write_back)  # a kind may write its own way (same arguments)
+            writer(conn, kind.output, model_id=job.model_id, job_id=job.job_id, source_ids=ids, outputs=outputs,
                        nulls=nulls)
             seconds = time.perf_counter() - t0
             conn.execute("UPDATE xpdb.job_batch SET state = 'done', finished_at = now(), n_predicted = %s, "

@@ -47,10 +47,10 @@ COMMENT ON COLUMN xpdb.svae_output.z6_log_var IS 'Latent log-variance, dimension
 COMMENT ON COLUMN xpdb.svae_output.chi2_red IS 'Reduced chi-square of the reconstruction with the measurement errors only';
 COMMENT ON COLUMN xpdb.svae_output.chi2_red_scatter IS 'Reduced chi-square with the measurement errors and the learned scatter added in quadrature';
 COMMENT ON COLUMN xpdb.svae_output.nll IS 'Negative log-likelihood of the spectrum under the model (the loss without KL), in standardised units';
-COMMENT ON COLUMN xpdb.svae_output.anomaly_score IS 'Anomaly score, larger is more anomalous: -log10 of the chi-square tail probability of chi2_red_scatter * n_pixels with n_pixels degrees of freedom';
+COMMENT ON COLUMN xpdb.svae_output.anomaly_score IS 'Anomaly score, larger is more anomalous: -log10 of the smaller of two tail probabilities under the model''s own error budget (errors and learned scatter; PCA: its per-pixel population scatter): that of chi2_red_scatter * n_pixels (chi-square, n_pixels degrees of freedom) and that of max_abs_residual (largest of n_pixels unit Gaussians)';
 COMMENT ON COLUMN xpdb.svae_output.max_abs_residual IS 'Largest |x - xhat| / sqrt(err^2 + scatter^2) over the pixels';
 COMMENT ON COLUMN xpdb.svae_output.n_pixels IS 'Number of input pixels (samples or coefficients) the model reads';
-COMMENT ON COLUMN xpdb.svae_output.scatter IS 'Learned scatter per input pixel, in the units of the input (flux / G flux): bytea of little-endian float32 (xpdb.float4_array)';
+COMMENT ON COLUMN xpdb.svae_output.scatter IS 'Learned scatter per input pixel, in the units of the input (flux / G flux), for spectra whose anomaly score reaches the model''s scatter_min_score (else NULL: the model decodes it from z1..z6): bytea of little-endian float32 (xpdb.float4_array)';
 COMMENT ON COLUMN xpdb.svae_output.flags IS 'Flags: 1 no input spectrum in the model''s representation, 2 no G flux, 4 non-finite or non-positive input error';
 COMMENT ON COLUMN xpdb.svae_output.job_id IS 'Batch job that wrote the row (xpdb.job)';
 COMMENT ON COLUMN xpdb.svae_output.created_at IS 'Time the row was written';
