@@ -49,6 +49,10 @@ def test_training_loss_is_the_batch_mean_of_nll_plus_kl():
     result = svae.train(x, err, svae.SVAEConfig(epochs=2, batch_size=64, validation_fraction=0.0))
     model = result.model
     xs, es = model.standardiser.apply(x, err)
+    out = svae.evaluate_stars(model, xs, es)  # its own float32 arithmetic, against the float64 reference
+    ref_nll, ref_kl = svae.loss_terms_numpy(xs, es, out["x_hat"], out["s_hat"], out["mu"], out["log_var"])
+    np.testing.assert_allclose(out["nll"], ref_nll, rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(out["kl"], ref_kl, rtol=1e-6, atol=1e-9)
     y_pred = model.network((xs, es), training=False)
     loss = float(model.network.compute_loss(x=(xs, es), y_pred=y_pred))
     f = model.forward(xs)
@@ -88,11 +92,19 @@ def test_population_scatter_is_the_maximum_likelihood_value():
 def test_anomaly_score_is_the_chi_square_tail_probability():
     from scipy.stats import chi2
 
+    from scipy.stats import norm
+
     out = {"chi2_red_scatter": np.array([1.0, 2.0, 50.0]), "chi2_red": np.array([1.0, 2.0, 50.0]),
-           "nll": np.zeros(3), "kl": np.zeros(3)}
-    scores = svae.anomaly_scores(out, 100)["score_chi2_scatter_p"]
+           "nll": np.zeros(3), "kl": np.zeros(3), "max_abs_residual": np.array([2.0, 6.0, 60.0])}
+    all_scores = svae.anomaly_scores(out, 100)
+    scores = all_scores["score_chi2_scatter_p"]
     np.testing.assert_allclose(scores[:2], -np.log10(chi2.sf([100.0, 200.0], 100)), rtol=1e-6)
     assert np.isfinite(scores[2]) and scores[2] > scores[1] > scores[0]  # no underflow to inf in the far tail
+    # the largest of 100 unit-Gaussian residuals: P(max |R| > m) = 1 - (1 - P(|R| > m))^100
+    biggest = all_scores["score_max_residual_p"]
+    np.testing.assert_allclose(biggest[:2], -np.log10(1 - (1 - 2 * norm.sf([2.0, 6.0])) ** 100), rtol=1e-6)
+    assert np.isfinite(biggest[2]) and biggest[2] > 700
+    np.testing.assert_array_equal(all_scores["score_combined"], np.maximum(scores, biggest))
 
 
 # -- the database path on real stars -----------------------------------------------------------------
@@ -189,6 +201,21 @@ def test_sampled_model_trains_infers_ranks_and_finds_neighbours(db_url, svae_sli
     assert list(adql["neighbour_id"]) == list(others["source_id"])
     listed = db.query("SELECT table_name FROM tap_schema.tables WHERE table_name LIKE 'xpdb.%'")
     assert {"xpdb.svae_output", "xpdb.svae_neighbours", "xpdb.xp_outliers"} <= set(listed["table_name"])
+
+    # a source without a usable spectrum gets a flagged row without latent, never anyone's neighbour
+    with psycopg.connect(db_url) as conn:
+        out = kind.predict(loaded, kind.inputs(conn, record, np.array([1], dtype=np.int64)))
+        assert out["flags"][0] == 1 and np.isnan(out["z1"][0]) and np.isnan(out["anomaly_score"][0])
+        nulls = {k: ~np.isfinite(v) if v.ndim == 1 else ~np.isfinite(v).any(axis=1) for k, v in out.items()
+                 if v.dtype.kind == "f"}
+        kind.write_back(conn, kind.output, model_id=model.model_id, job_id=None, source_ids=np.array([1]),
+                        outputs=out, nulls=nulls)
+        conn.commit()
+        assert conn.execute("SELECT latent IS NULL FROM xpdb.svae_output WHERE model_id = %s AND source_id = 1",
+                            (model.model_id,)).fetchone()[0]
+    assert 1 not in list(db.similar(first[0], k=len(ids), include_self=True)["source_id"])
+    with pytest.raises(Exception, match="no latent"):
+        db.similar(1)
 
     # the PCA baseline runs through the same jobs and table
     base = db.model("svae-pca")

@@ -57,11 +57,14 @@ def similar(url: str, source_id: int, k: int = 20, *, model: str | None = None, 
         raise QueryError("k must be at least 1")
     with psycopg.connect(url) as conn:
         record = latent_model(conn, model)
-        found = conn.execute("SELECT 1 FROM xpdb.svae_output WHERE model_id = %s AND source_id = %s",
-                             (record.model_id, int(source_id))).fetchone()
+        found = conn.execute("SELECT flags, latent IS NOT NULL FROM xpdb.svae_output WHERE model_id = %s "
+                             "AND source_id = %s", (record.model_id, int(source_id))).fetchone()
     if not found:
         raise QueryError(f"source {source_id} has no output of model {record.ref}: run it over that star first "
                          f"(xpdb infer --model {record.ref} --all, or --where 'x.source_id = {source_id}')")
+    if not found[1]:
+        raise QueryError(f"source {source_id} has no latent in model {record.ref} (flags {found[0]}: no usable "
+                         f"{record.hyperparameters.get('representation', '')} spectrum or G flux)")
     result = run_readonly(SIMILAR_SQL, {"model": record.model_id, "source": int(source_id), "k": int(k),
                                         "self": bool(include_self)}, max_rows=int(k), timeout_s=timeout_s)
     return result, record

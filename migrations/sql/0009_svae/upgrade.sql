@@ -21,9 +21,10 @@ CREATE TABLE xpdb.svae_output (
     flags             integer NOT NULL DEFAULT 0,
     job_id            integer,
     created_at        timestamptz NOT NULL DEFAULT now(),
-    latent            public.cube GENERATED ALWAYS AS (
-        public.cube(ARRAY[coalesce(z1, 0), coalesce(z2, 0), coalesce(z3, 0), coalesce(z4, 0), coalesce(z5, 0),
-                          coalesce(z6, 0)]::float8[])) STORED,
+    latent            public.cube GENERATED ALWAYS AS (  -- NULL for a source without usable input (flags)
+        CASE WHEN z1 IS NOT NULL THEN
+             public.cube(ARRAY[z1, coalesce(z2, 0), coalesce(z3, 0), coalesce(z4, 0), coalesce(z5, 0),
+                               coalesce(z6, 0)]::float8[]) END) STORED,
     PRIMARY KEY (model_id, source_id)
 );
 ALTER TABLE xpdb.svae_output ALTER COLUMN scatter SET STORAGE EXTERNAL;
@@ -54,7 +55,7 @@ COMMENT ON COLUMN xpdb.svae_output.scatter IS 'Learned scatter per input pixel, 
 COMMENT ON COLUMN xpdb.svae_output.flags IS 'Flags: 1 no input spectrum in the model''s representation, 2 no G flux, 4 non-finite or non-positive input error';
 COMMENT ON COLUMN xpdb.svae_output.job_id IS 'Batch job that wrote the row (xpdb.job)';
 COMMENT ON COLUMN xpdb.svae_output.created_at IS 'Time the row was written';
-COMMENT ON COLUMN xpdb.svae_output.latent IS 'The latent means as a cube (z1..z6), GiST-indexed for nearest-neighbour searches with <->';
+COMMENT ON COLUMN xpdb.svae_output.latent IS 'The latent means as a cube (z1..z6; NULL without usable input), GiST-indexed for nearest-neighbour searches with <->';
 
 -- Nearest neighbours in latent space of one model, by the GiST index (k-NN ordering with <->).
 CREATE FUNCTION xpdb.svae_similar(p_model_id integer, p_source_id bigint, k integer DEFAULT 20,
@@ -72,7 +73,7 @@ BEGIN
   RETURN QUERY
     SELECT (row_number() OVER (ORDER BY o.latent <-> q))::integer, o.source_id, o.latent <-> q
     FROM xpdb.svae_output AS o
-    WHERE o.model_id = p_model_id AND (include_self OR o.source_id <> p_source_id)
+    WHERE o.model_id = p_model_id AND o.latent IS NOT NULL AND (include_self OR o.source_id <> p_source_id)
     ORDER BY o.latent <-> q
     LIMIT k;
 END
@@ -88,7 +89,7 @@ CROSS JOIN LATERAL (
     SELECT (row_number() OVER (ORDER BY o2.latent <-> o.latent))::integer AS rank,
            o2.source_id AS neighbour_id, o2.latent <-> o.latent AS latent_distance
     FROM xpdb.svae_output AS o2
-    WHERE o2.model_id = o.model_id AND o2.source_id <> o.source_id
+    WHERE o2.model_id = o.model_id AND o2.source_id <> o.source_id AND o2.latent IS NOT NULL
     ORDER BY o2.latent <-> o.latent
     LIMIT 50) AS n;
 COMMENT ON VIEW xpdb.svae_neighbours IS 'The 50 nearest other stars of each source in the latent space of each sVAE/PCA model (computed on demand; filter by source_id)';
