@@ -71,6 +71,7 @@ def test_model_and_baseline_round_trip_through_bytes():
     for key, values in model.forward(xs).items():
         np.testing.assert_array_equal(back.forward(xs)[key], values)
     base = pca_mod.fit_pca(x, err, components=6, config={"representation": "coefficients"})
+    _numpy_network_equals_keras(model, xs)
     again = pca_mod.PCABaseline.from_bytes(base.to_bytes())
     np.testing.assert_array_equal(again.components, base.components)
     np.testing.assert_array_equal(again.scatter, base.scatter)
@@ -78,6 +79,22 @@ def test_model_and_baseline_round_trip_through_bytes():
         svae.from_bytes(base.to_bytes())
     with pytest.raises(ValueError):
         pca_mod.PCABaseline.from_bytes(svae.to_bytes(model))
+
+
+def _numpy_network_equals_keras(model, xs):
+    light = svae.from_bytes(svae.to_bytes(model), keras_network=False)
+    assert isinstance(light.network, svae.NumpyNetwork)
+    heavy, fast = model.forward(xs), light.forward(xs)
+    for key, values in heavy.items():
+        np.testing.assert_allclose(fast[key], values, rtol=2e-4, atol=2e-5, err_msg=key)
+
+
+def test_numpy_network_equals_keras_with_batch_norm():
+    """The authors' code architecture (BatchNorm, five layers): BN folded into the Dense layers."""
+    x, err = _data(seed=2)
+    config = svae.SVAEConfig(epochs=3, batch_size=64, hidden=(90, 70, 50, 30, 10), batch_norm=True)
+    model = svae.train(x, err, config).model
+    _numpy_network_equals_keras(model, model.standardiser.apply(x, err)[0])
 
 
 def test_population_scatter_is_the_maximum_likelihood_value():

@@ -143,10 +143,10 @@ def _sampled_with_g(conn: psycopg.Connection, ids: np.ndarray, step: int, betwee
         if rows:
             size = 4 * len(grid)
             for col, out in ((1, flux), (2, flux_error)):
-                raw = np.frombuffer(b"".join(bytes(r[col]) for r in rows), dtype="<f4")
-                if len(raw) != len(rows) * len(grid) or any(len(r[col]) != size for r in rows):
+                blobs = [r[col] for r in rows]
+                if np.any(np.fromiter(map(len, blobs), dtype=np.int64, count=len(blobs)) != size):
                     raise ValueError("xp_sampled rows of the Gaia grid with a different number of samples")
-                out[target] = raw.reshape(len(rows), len(grid))[:, keep]
+                out[target] = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(rows), len(grid))[:, keep]
             gmag[target] = [np.nan if r[3] is None else r[3] for r in rows]
             present[target] = True
     return flux, flux_error, gmag, present, grid[keep]

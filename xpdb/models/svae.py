@@ -292,6 +292,78 @@ def build_model(config: SVAEConfig, input_dim: int, steps_per_epoch: int = 1):
     return model
 
 
+# -- the same network in numpy, for inference without TensorFlow ----------------------------------
+class NumpyNetwork:
+    """The trained encoder, decoder and scatter net evaluated in numpy (float32), BatchNorm folded.
+
+    Inference workers load this instead of Keras: no TensorFlow import (seconds per worker)
+    and the same numbers to float32 rounding (tested against the Keras network).
+    """
+
+    def __init__(self, weights: dict[str, np.ndarray], hidden: tuple[int, ...], batch_norm: bool,
+                 scatter_activation: str):
+        self.hidden, self.batch_norm, self.scatter_activation = tuple(hidden), bool(batch_norm), scatter_activation
+        self.layers: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        names = {k.split("/")[0] for k in weights}
+        for name in names:
+            if f"{name}/kernel" in weights:
+                kernel, bias = weights[f"{name}/kernel"].astype(np.float32), weights[f"{name}/bias"].astype(np.float32)
+                self.layers[name] = (kernel, bias)
+        for name in names:  # fold BatchNormalization (inference mode) into the Dense before it
+            if f"{name}/gamma" in weights:
+                gamma, beta = weights[f"{name}/gamma"], weights[f"{name}/beta"]
+                mean, var = weights[f"{name}/moving_mean"], weights[f"{name}/moving_variance"]
+                factor = gamma / np.sqrt(var + float(weights[f"{name}/epsilon"]))
+                dense = name.replace("_bn", "_dense")
+                kernel, bias = self.layers[dense]
+                self.layers[dense] = ((kernel * factor).astype(np.float32),
+                                      ((bias - mean) * factor + beta).astype(np.float32))
+
+    @staticmethod
+    def weights_of(network) -> dict[str, np.ndarray]:
+        """Named arrays of a Keras ScatterVAE (what ``to_bytes`` stores as ``forward.npz``)."""
+        out: dict[str, np.ndarray] = {}
+        for sub in (network.encoder, network.decoder, network.scatter):
+            for layer in sub.layers:
+                if layer.__class__.__name__ == "Dense":
+                    kernel, bias = layer.get_weights()
+                    out[f"{layer.name}/kernel"], out[f"{layer.name}/bias"] = kernel, bias
+                elif layer.__class__.__name__ == "BatchNormalization":
+                    gamma, beta, mean, var = layer.get_weights()
+                    out.update({f"{layer.name}/gamma": gamma, f"{layer.name}/beta": beta,
+                                f"{layer.name}/moving_mean": mean, f"{layer.name}/moving_variance": var,
+                                f"{layer.name}/epsilon": np.array(layer.epsilon)})
+        return out
+
+    def _dense(self, name: str, h: np.ndarray) -> np.ndarray:
+        kernel, bias = self.layers[name]
+        return h @ kernel + bias
+
+    @staticmethod
+    def _gelu(h: np.ndarray) -> np.ndarray:
+        from scipy.special import erf
+
+        return (0.5 * h * (1.0 + erf(h * np.float32(1 / np.sqrt(2))))).astype(np.float32)
+
+    def _decode(self, prefix: str, z: np.ndarray) -> np.ndarray:
+        h = self._dense(f"{prefix}_in", z)
+        for i in range(len(self.hidden) - 1):
+            h = self._gelu(self._dense(f"{prefix}_dense{i + 1}", h))
+        return self._dense(f"{prefix}_out", h)
+
+    def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        h = np.asarray(x, np.float32)
+        for i in range(len(self.hidden)):
+            h = self._gelu(self._dense(f"enc_dense{i + 1}", h))
+        mu, log_var = self._dense("z_mean", h), self._dense("z_log_var", h)
+        s = self._decode("scatter", mu)
+        if self.scatter_activation == "sigmoid":
+            s = (0.5 * (1.0 + np.tanh(0.5 * s))).astype(np.float32)  # the logistic function, overflow-free
+        elif self.scatter_activation == "softplus":
+            s = np.logaddexp(0, s).astype(np.float32)
+        return {"mu": mu, "log_var": log_var, "x_hat": self._decode("decoder", mu), "s_hat": s}
+
+
 # -- a trained model: network + input scaling -----------------------------------------------------
 @dataclass
 class SVAE:
@@ -313,6 +385,8 @@ class SVAE:
     def forward(self, x: np.ndarray, batch_size: int = 65536) -> dict[str, np.ndarray]:
         """Latent mean and log-variance, reconstruction and scatter of standardised spectra (z = mean)."""
         x = np.asarray(x, np.float32)
+        if isinstance(self.network, NumpyNetwork):
+            return self.network(x)
         parts: dict[str, list] = {"mu": [], "log_var": [], "x_hat": [], "s_hat": []}
         net = self.network
         for i in range(0, len(x), batch_size):
@@ -456,21 +530,40 @@ def train(x: np.ndarray, err: np.ndarray, config: SVAEConfig, *, inputs: dict | 
     n_fit = int((~val).sum())
     steps = max(1, -(-n_fit // config.batch_size))
     net = build_model(config, x.shape[1], steps)
+    # Keras's per-epoch bookkeeping (iterator, validation, callbacks) costs as much as dozens of
+    # steps of this small network: one Keras epoch runs ``group`` passes (epochs) of at least
+    # MIN_STEPS_PER_FIT_EPOCH steps together. ``config.epochs`` still counts passes over the data.
+    group = max(1, min(config.epochs, -(-MIN_STEPS_PER_FIT_EPOCH // steps)))
+    data = _passes(xs[~val], es[~val], config)
     callbacks = []
     if on_epoch is not None:
-        callbacks.append(k.callbacks.LambdaCallback(on_epoch_end=lambda epoch, logs: on_epoch(epoch + 1, logs)))
+        callbacks.append(k.callbacks.LambdaCallback(
+            on_epoch_end=lambda epoch, logs: on_epoch(min(config.epochs, (epoch + 1) * group), logs)))
     t0 = time.perf_counter()
-    history = net.fit((xs[~val], es[~val]), batch_size=config.batch_size, epochs=config.epochs, shuffle=True,
-                      validation_data=((xs[val], es[val]),) if val.any() else None, verbose=verbose,
+    history = net.fit(data, epochs=max(1, -(-config.epochs // group)), steps_per_epoch=steps * group,
+                      shuffle=False, validation_data=((xs[val], es[val]),) if val.any() else None, verbose=verbose,
                       callbacks=callbacks)
     seconds = time.perf_counter() - t0
     hist = {key: [float(v) for v in values] for key, values in history.history.items()}
-    return TrainResult(SVAE(net, standardiser, config, dict(inputs or {})), hist, seconds, len(hist["loss"]))
+    return TrainResult(SVAE(net, standardiser, config, dict(inputs or {})), hist, seconds,
+                       min(config.epochs, len(hist["loss"]) * group))
+
+
+MIN_STEPS_PER_FIT_EPOCH = 100
+
+
+def _passes(xs: np.ndarray, es: np.ndarray, config: SVAEConfig):
+    """Batches of (x, err), reshuffled every pass, repeated without end (Keras stops by steps)."""
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices(((xs, es),))
+    return ds.shuffle(len(xs), seed=config.seed, reshuffle_each_iteration=True).batch(config.batch_size).repeat()
 
 
 # -- artifact -------------------------------------------------------------------------------------
 def to_bytes(model: SVAE) -> bytes:
-    """A zip of ``network.keras`` (architecture and weights), ``scaling.npz`` and ``meta.json`` (no pickles)."""
+    """A zip of ``network.keras`` (architecture and weights), ``forward.npz`` (the same weights by layer
+    name, for ``NumpyNetwork``), ``scaling.npz`` and ``meta.json`` (no pickles)."""
     import tempfile
     from pathlib import Path
 
@@ -484,16 +577,18 @@ def to_bytes(model: SVAE) -> bytes:
             z.writestr("meta.json", json.dumps({"format": ARTIFACT_FORMAT, "config": model.config.to_dict(),
                                                 "inputs": model.inputs}))
             z.writestr("scaling.npz", scaling.getvalue())
+            weights = io.BytesIO()
+            np.savez(weights, **NumpyNetwork.weights_of(model.network))
+            z.writestr("forward.npz", weights.getvalue())
             z.write(path, "network.keras")
     return buf.getvalue()
 
 
-def from_bytes(data: bytes) -> SVAE:
-    """The model back from ``to_bytes``."""
+def from_bytes(data: bytes, *, keras_network: bool = True) -> SVAE:
+    """The model back from ``to_bytes``; ``keras_network=False`` gives the ``NumpyNetwork`` (no TensorFlow)."""
     import tempfile
     from pathlib import Path
 
-    k = keras()
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile as exc:
@@ -506,8 +601,14 @@ def from_bytes(data: bytes) -> SVAE:
             raise ValueError(f"not an sVAE artifact ({meta.get('format')!r})")
         with np.load(io.BytesIO(z.read("scaling.npz")), allow_pickle=False) as s:
             standardiser = Standardiser(s["mean"], s["scale"])
+        config = SVAEConfig.from_dict(meta["config"])
+        if not keras_network and "forward.npz" in z.namelist():
+            with np.load(io.BytesIO(z.read("forward.npz")), allow_pickle=False) as w:
+                net = NumpyNetwork(dict(w), config.hidden, config.batch_norm, config.scatter_activation)
+            return SVAE(net, standardiser, config, meta.get("inputs", {}))
+        k = keras()
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "network.keras"
             path.write_bytes(z.read("network.keras"))
             net = k.models.load_model(path, custom_objects={"ScatterVAE": model_class()}, compile=False)
-    return SVAE(net, standardiser, SVAEConfig.from_dict(meta["config"]), meta.get("inputs", {}))
+    return SVAE(net, standardiser, config, meta.get("inputs", {}))

@@ -92,7 +92,7 @@ class SVAEKind(ModelKind):
         return svae_mod.SVAEConfig.from_dict(hyperparameters)
 
     def load(self, record, artifact: bytes) -> Any:
-        return svae_mod.from_bytes(artifact)
+        return svae_mod.from_bytes(artifact, keras_network=False)  # numpy forward: workers need no TensorFlow
 
     @staticmethod
     def _settings(loaded) -> tuple[str, int]:
