@@ -23,7 +23,8 @@ def similar(
     from xpdb.query.similar import similar as run
 
     try:
-        result, record = run(session().url, source_id, k, model=model, include_self=include_self)
+        db = session()
+        result, record = run(db.url, source_id, k, model=model, include_self=include_self, reader_url=db.reader_url)
     except (ModelNotFound, QueryError) as exc:
         fail(str(exc))
     _emit(result, fmt, out, {"model": record.ref, "query_source_id": source_id})

@@ -42,8 +42,11 @@ def latent_model(conn: psycopg.Connection, ref: str | None = None):
 
 
 def similar(url: str, source_id: int, k: int = 20, *, model: str | None = None, include_self: bool = False,
-            timeout_s: float = 60.0):
+            timeout_s: float = 60.0, reader_url: str | None = None):
     """(QueryResult, model record): the ``k`` nearest stars to ``source_id`` in the model's latent space.
+
+    The model is looked up on ``url``; the search itself runs as the read-only role
+    (``reader_url``, default ``XPDB_READER_URL`` or the main server's xpdb_reader).
 
     Examples
     --------
@@ -51,7 +54,7 @@ def similar(url: str, source_id: int, k: int = 20, *, model: str | None = None, 
     >>> [row[1] for row in result.rows]                                   # doctest: +SKIP
     [...five source_ids, nearest first...]
     """
-    from xpdb.query.run import run_readonly
+    from xpdb.query.run import reader_connect, run_readonly
 
     if k < 1:
         raise QueryError("k must be at least 1")
@@ -65,6 +68,8 @@ def similar(url: str, source_id: int, k: int = 20, *, model: str | None = None, 
     if not found[1]:
         raise QueryError(f"source {source_id} has no latent in model {record.ref} (flags {found[0]}: no usable "
                          f"{record.hyperparameters.get('representation', '')} spectrum or G flux)")
-    result = run_readonly(SIMILAR_SQL, {"model": record.model_id, "source": int(source_id), "k": int(k),
-                                        "self": bool(include_self)}, max_rows=int(k), timeout_s=timeout_s)
+    with reader_connect(reader_url, timeout_s=timeout_s) as conn:
+        result = run_readonly(SIMILAR_SQL, {"model": record.model_id, "source": int(source_id), "k": int(k),
+                                            "self": bool(include_self)}, max_rows=int(k), timeout_s=timeout_s,
+                              conn=conn)
     return result, record

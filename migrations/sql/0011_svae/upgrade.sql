@@ -112,4 +112,11 @@ ORDER BY o.anomaly_score DESC;
 COMMENT ON VIEW xpdb.xp_outliers IS 'Spectra ranked by the anomaly score of the newest scatter VAE with outputs, most anomalous first';
 COMMENT ON COLUMN xpdb.xp_outliers.rank IS 'Rank by anomaly score, 1 = most anomalous';
 
-GRANT SELECT ON xpdb.svae_output, xpdb.svae_neighbours, xpdb.xp_outliers TO xpdb_reader;
+-- public relations: readable by the query role (and so listed in TAP_SCHEMA)
+DO $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'xpdb_reader') THEN
+    GRANT SELECT ON xpdb.svae_output, xpdb.svae_neighbours, xpdb.xp_outliers TO xpdb_reader;
+  END IF;
+END
+$$;

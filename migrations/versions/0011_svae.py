@@ -1,7 +1,7 @@
 """The scatter VAE: per-model latents, fit statistics and anomaly scores; latent k-NN with cube + GiST.
 
-Revision ID: 0009_svae
-Revises: 0008_catalog
+Revision ID: 0011_svae
+Revises: 0009_security
 Create Date: 2026-11-28
 
 ``xpdb.svae_output`` (keyed by model_id, source_id) holds what the ``svae`` kind and its PCA
@@ -10,21 +10,17 @@ baseline (``xp_pca``) write; ``latent`` is a generated ``cube`` of z1..z6 with a
 neighbours in the index. ``xpdb.svae_similar`` (SQL) and the view ``xpdb.svae_neighbours``
 (ADQL, which has no ``<->``) answer similarity searches; ``xpdb.xp_outliers`` ranks the
 newest sVAE's spectra by anomaly score.
+
+All three relations are public: readable by ``xpdb_reader`` (so TAP_SCHEMA lists them);
+``xp_outliers`` reads the internal ``xpdb.model`` with its owner's rights and shows only
+``model_id`` from it.
 """
 
-from alembic import op
+from xpdb.db.migrate import frozen_steps
 
-from xpdb.db.migrate import frozen_sql
-
-revision = "0009_svae"
-down_revision = "0008_catalog"
+revision = "0011_svae"
+down_revision = "0009_security"
 branch_labels = None
 depends_on = None
 
-
-def upgrade() -> None:
-    op.execute(frozen_sql(revision, "upgrade.sql"))
-
-
-def downgrade() -> None:
-    op.execute(frozen_sql(revision, "downgrade.sql"))
+upgrade, downgrade = frozen_steps(revision)
