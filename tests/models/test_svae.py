@@ -143,10 +143,22 @@ def svae_slice(tmp_path_factory):
 def test_sampled_model_trains_infers_ranks_and_finds_neighbours(db_url, svae_slice):
     import xpdb
 
+    from typer.testing import CliRunner
+
+    from xpdb.cli.main import app
+
     db = xpdb.connect(db_url)
     db.ingest("apogee_library", svae_slice)
-    model = db.train("svae", epochs=4, batch_size=128)
+    cli = CliRunner()
+    trained = cli.invoke(app, ["train", "svae", "--epochs", "4", "--set", "batch_size=128"])
+    assert trained.exit_code == 0, trained.output
+    assert "svae:1" in trained.output and "svae-pca:1" in trained.output  # the model and its stored baseline
+    model = db.model("svae")
     m = model.metrics
+    assert m["training"]["epochs"] == 4 and model.hyperparameters["batch_size"] == 128
+    shown = cli.invoke(app, ["models", "show", "svae"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    assert "sVAE vs PCA" in shown.output and "|residual| > 5 sigma, errors + scatter" in shown.output  # side by side
     assert model.kind == "svae" and m["representation"] == "sampled" and m["split"].startswith("fixed")
     with psycopg.connect(db_url) as conn:
         n_train, n_test = conn.execute("""SELECT count(*) FILTER (WHERE xpdb.split_of(source_id) = 'train'),
@@ -196,6 +208,10 @@ def test_sampled_model_trains_infers_ranks_and_finds_neighbours(db_url, svae_sli
     assert np.all(np.diff(near["latent_distance"]) >= 0)
     others = db.similar(first[0], k=4)
     assert list(others["source_id"]) == list(near["source_id"][1:])
+    listed = cli.invoke(app, ["similar", str(first[0]), "-k", "4", "--format", "csv"])
+    assert listed.exit_code == 0, listed.output
+    csv_ids = [int(line.split(",")[1]) for line in listed.output.splitlines() if line[:1].isdigit()]
+    assert csv_ids == list(others["source_id"])
     with psycopg.connect(db_url) as conn:  # the same order as a plain scan of every latent
         rows = conn.execute("SELECT source_id, z1, z2, z3, z4, z5, z6 FROM xpdb.svae_output "
                             "WHERE model_id = %s", (model.model_id,)).fetchall()

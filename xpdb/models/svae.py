@@ -60,11 +60,12 @@ import io
 import json
 import time
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from xpdb.models.backend import keras, seed_everything
+from xpdb.models.config import Hyperparameters
 
 G_ZERO_POINT = 25.6873668671  # Gaia DR3 G zero point (Riello et al. 2021), e-/s
 REPRESENTATIONS = ("sampled", "coefficients")
@@ -74,7 +75,7 @@ ARTIFACT_FORMAT = "xpdb-svae-1"
 
 
 @dataclass
-class SVAEConfig:
+class SVAEConfig(Hyperparameters):
     """Every hyperparameter of the sVAE and its inputs; defaults chosen on the development split."""
 
     representation: str = "sampled"  # 'sampled' (XP_SAMPLED-like spectra) or 'coefficients' (XP_CONTINUOUS)
@@ -99,17 +100,6 @@ class SVAEConfig:
             raise ValueError(f"representation must be one of {', '.join(REPRESENTATIONS)}, "
                              f"not {self.representation!r}")
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["hidden"] = list(self.hidden)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> SVAEConfig:
-        d = {k: v for k, v in dict(d).items() if k in cls.__dataclass_fields__}
-        if "hidden" in d:
-            d["hidden"] = tuple(d["hidden"])
-        return cls(**d)
 
 
 # -- inputs ---------------------------------------------------------------------------------------
