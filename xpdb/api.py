@@ -260,7 +260,8 @@ class Database:
                                         recompute=recompute, batch_size=batch_size, progress=progress)
 
     # -- models --------------------------------------------------------------------------------------
-    def train(self, kind: str = "uacsnet", *, labels: str, split: str | None = None, test_labels: str | None = None,
+    def train(self, kind: str = "uacsnet", *, labels: str | None = None, split: str | None = None,
+              test_labels: str | None = None,
               selection: str = "giant_sample", train_selection: str | None = None, name: str | None = None,
               config: Any = None,
               preprocessing=None, ablation: bool = True, reuse_existing: bool = False,
@@ -274,11 +275,16 @@ class Database:
         from a wider one (e.g. ``model_domain``: dwarfs too).
         Hyperparameters not given keep the kind's defaults (``UACSNetConfig``, ...).
 
+        Kinds trained without labels (``svae``: the scatter VAE and its PCA baseline, on every
+        stored spectrum with ``split="fixed"`` by default) use ``labels`` only to score their
+        latent (k-NN Teff, log g, [Fe/H]; default APOGEE when loaded).
+
         Examples
         --------
         >>> m = db.train("xgboost", labels="APOGEE", split="fixed", selection="spectroscopic_giants")  # doctest: +SKIP
         >>> m.summary()["sigma"]                                     # doctest: +SKIP
         0.15
+        >>> db.train("svae", representation="sampled", epochs=300).metrics["evaluation"]  # doctest: +SKIP
         """
         from xpdb.models import kinds
         from xpdb.models.training import train_model
@@ -291,6 +297,12 @@ class Database:
                 raise ConfigurationError(f"unknown {kind} hyperparameter(s) {', '.join(sorted(unknown))}; "
                                          f"known: {', '.join(base)}")
             config = kind_obj.config_from({**base, **hyperparameters})
+        if hasattr(kind_obj, "train_from_database"):  # unsupervised kinds choose and read their own stars
+            return self._model(kind_obj.train_from_database(self.url, config=config, split=split, labels=labels,
+                                                            name=name, on_epoch=on_epoch, on_stage=on_stage,
+                                                            baseline=ablation))
+        if labels is None:
+            raise ConfigurationError(f"training {kind} needs labels=CATALOG (CLI: --labels)")
         from xpdb.xp.features import Preprocessing
 
         outcome = train_model(self.url, kind, labels=labels, test_labels=test_labels, split=split,
@@ -389,13 +401,14 @@ class Database:
         return self._model(record)
 
     # -- inference -----------------------------------------------------------------------------------
-    def infer(self, model: str | None = None, *, selection: str = "giant_sample", where: str | None = None,
+    def infer(self, model: str | None = None, *, selection: str | None = None, where: str | None = None,
               batch_size: int = 20000, workers: int = 1, max_attempts: int = 3, lease_seconds: int = 600,
               wait: bool = True, progress: Progress | None = None) -> Job:
         """Create a leased inference job and run ``workers`` local worker processes.
 
         With ``wait=False`` (or ``workers=0``) the job is only created: workers anywhere
         (``xpdb jobs work``) pick it up. Every selected source gets exactly one prediction.
+        ``selection`` defaults to the model kind's (``giant_sample``; ``all`` for the sVAE).
 
         Examples
         --------
@@ -405,10 +418,11 @@ class Database:
         """
         from xpdb.jobs.batches import create_job, get_job
         from xpdb.jobs.runner import spawn_workers
-        from xpdb.models import registry
+        from xpdb.models import kinds, registry
 
         with self._connect() as conn:
             record = registry.find(conn, model) if model else registry.default(conn)
+            selection = selection or getattr(kinds.get(record.kind), "default_selection", "giant_sample")
             job_id = create_job(conn, model_id=record.model_id, selection=selection, where=where,
                                 batch_size=batch_size, max_attempts=max_attempts, lease_seconds=lease_seconds,
                                 spec={"source": "api"})
@@ -471,6 +485,25 @@ class Database:
         result = cone(ra_deg, dec_deg, parse_radius(radius), columns=tuple(columns or DEFAULT_COLUMNS),
                       model_id=model_id, **({"max_rows": limit} if limit else {}))
         return _table(result)
+
+    def similar(self, source_id: int, k: int = 20, *, model: str | None = None, include_self: bool = False):
+        """The ``k`` stars nearest to ``source_id`` in a scatter VAE's latent space, nearest first.
+
+        ``model`` is an ``svae`` (or ``xp_pca``) model; default the newest sVAE with outputs.
+        PostgreSQL answers from the GiST index on the latent cube (``xpdb.svae_similar``).
+        With ``include_self`` the star itself comes first, at distance 0.
+
+        Examples
+        --------
+        >>> db.similar(4295806720, k=20)["source_id", "latent_distance"]     # doctest: +SKIP
+        """
+        from xpdb.query.similar import similar
+
+        result, record = similar(self.url, source_id, k, model=model, include_self=include_self,
+                                 reader_url=self.reader_url)
+        table = _table(result)
+        table.meta.update({"model": record.ref, "query_source_id": int(source_id)})
+        return table
 
     def query(self, adql: str, *, limit: int | None = None, timeout: float | None = None):
         """An ADQL query (translated for q3c), run read-only; an astropy Table.

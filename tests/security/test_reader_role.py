@@ -94,6 +94,7 @@ def test_the_reader_reads_exactly_what_tap_schema_publishes(reader):
     assert readable == published
     assert not set(INTERNAL_RELATIONS) & published
     assert {"xpdb.gaia_source", "xpdb.catalog", "xpdb.model_info", "tap_schema.tables"} <= published
+    assert {"xpdb.svae_output", "xpdb.svae_neighbours", "xpdb.xp_outliers"} <= published  # migration 0011_svae
     sequences = reader.execute("SELECT count(*) FROM pg_class WHERE CASE WHEN relkind = 'S' "
                                "THEN has_sequence_privilege(oid, 'USAGE, SELECT, UPDATE') END").fetchone()[0]
     assert sequences == 0

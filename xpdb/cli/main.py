@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from xpdb import __version__
-from xpdb.cli import db, ingest, jobs, models, query, report, serve, spectra, users
+from xpdb.cli import db, ingest, jobs, models, query, report, serve, similar, spectra, users
 from xpdb.cli.console import XpdbGroup
 
 app = typer.Typer(
@@ -25,6 +25,7 @@ app.command("infer")(jobs.infer)
 app.add_typer(jobs.jobs_app, name="jobs")
 app.command("cone")(query.cone)
 app.command("query")(query.query)
+app.command("similar")(similar.similar)
 app.add_typer(query.export_app, name="export")
 app.command("report")(report.report)
 app.command("demo")(report.demo)

@@ -10,7 +10,8 @@ from rich.table import Table
 
 from xpdb.cli.console import console, fail, out, print_table, progress_bar, session
 
-train_app = typer.Typer(help="Train models from the database (UA-CSNet and the baselines).", no_args_is_help=True)
+train_app = typer.Typer(help="Train models from the database (UA-CSNet and the baselines; the scatter VAE).",
+                        no_args_is_help=True)
 models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
 
 
@@ -133,6 +134,67 @@ def train_xgboost(labels: str = LABELS, split: str = SPLIT, test_labels: str = T
            photometry=photometry, name=name, overrides=_parse_set(set_), total=None, train_selection=train_selection)
 
 
+def print_svae_metrics(metrics: dict) -> None:
+    """A scatter VAE's evaluation beside its PCA baseline's (same inputs, split and components)."""
+    training = metrics.get("training", {})
+    out.print(f"training: n={training.get('n')} ({training.get('seconds', '-')} s, {training.get('epochs', '-')} "
+              f"epochs, {training.get('device', '')}); representation {metrics.get('representation')}; "
+              f"split {metrics.get('split')}")
+    base = metrics.get("baseline_pca") or {}
+    ev, pev = metrics.get("evaluation") or {}, base.get("evaluation") or {}
+    table = Table(title=f"held-out stars (n={ev.get('n')}): sVAE vs PCA ({metrics.get('baseline_model', 'not stored')})")
+    for col in ("measure", "sVAE", "PCA"):
+        table.add_column(col, justify="left" if col == "measure" else "right")
+
+    def pct(value) -> str:
+        return "-" if value is None else f"{100 * value:.3f}%"
+
+    rows = [("|residual| > 5 sigma, errors + scatter", "frac_beyond_5sigma_scatter", pct),
+            ("|residual| > 5 sigma, errors only", "frac_beyond_5sigma_errors", pct),
+            ("|residual| > 10 sigma, errors + scatter", "frac_beyond_10sigma_scatter", pct),
+            ("median reduced chi2, errors + scatter", "median_chi2_red_scatter", _fmt),
+            ("median reduced chi2, errors only", "median_chi2_red", _fmt),
+            ("median scatter / error", "median_scatter_over_error", _fmt)]
+    for label, key, f in rows:
+        table.add_row(label, f(ev.get(key)), f(pev.get(key)))
+    knn, pknn = metrics.get("knn") or {}, base.get("knn") or {}
+    for label, unit in (("teff", "K"), ("logg", "dex"), ("feh", "dex")):
+        if label in knn:
+            table.add_row(f"k-NN {label} sigma ({unit}, {knn.get('catalog')}, k={knn.get('k')}, n={knn[label].get('n')})",
+                          _fmt(knn[label].get("sigma"), 3), _fmt((pknn.get(label) or {}).get("sigma"), 3))
+    out.print(table)
+
+
+@train_app.command("svae")
+def train_svae(
+    representation: str = typer.Option("sampled", "--representation", help="sampled (XP_SAMPLED-like spectra: the "
+                                       "APOGEE library) or coefficients (XP_CONTINUOUS)."),
+    split: str = typer.Option("fixed", "--split", help="fixed (train on xpdb.split_of = 'train', evaluate on 'test') "
+                              "or development (the training side only, for choices)."),
+    labels: str = typer.Option("APOGEE", "--labels", help="Catalogue whose Teff, logg, [Fe/H] score the latent by "
+                               "k-nearest neighbours (not used for training)."),
+    name: str = NAME,
+    epochs: int = typer.Option(None, "--epochs", help="Epochs (default: SVAEConfig's)."),
+    seed: int = typer.Option(42, "--seed", help="Random seed."),
+    baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also fit and store the PCA baseline."),
+    set_: list[str] = SET,
+) -> None:
+    """Train the scatter VAE (Laroche & Speagle) on the stored spectra; store it and its PCA baseline."""
+    from xpdb.models.svae import SVAEConfig
+
+    overrides = {"representation": representation, "seed": seed, **({"epochs": epochs} if epochs else {}),
+                 **_parse_set(set_)}
+    total = overrides.get("epochs", SVAEConfig.epochs)
+    db = session()
+    with progress_bar("training svae", total=total, unit="epochs") as update:
+        model = db.train("svae", labels=labels, split=split, name=name, ablation=baseline,
+                         on_epoch=lambda epoch, logs: update(epoch), **overrides)
+    print_svae_metrics(model.metrics)
+    console.print(f"stored model [bold]{model.ref}[/] (id {model.model_id})"
+                  + (f" and its PCA baseline [bold]{model.metrics['baseline_model']}[/]"
+                     if model.metrics.get("baseline_model") else ""))
+
+
 @models_app.command("list")
 def list_models() -> None:
     """All stored models with their headline test metrics."""
@@ -165,7 +227,10 @@ def show(ref: str = typer.Argument(..., help="NAME or NAME:VERSION")) -> None:
     out.print(f"training set {record.training_catalog} (n={record.n_train}, sha256 {record.training_set_hash})")
     out.print(f"preprocessing {version[0] if version else record.preprocessing_id}")
     out.print("hyperparameters " + json.dumps(model.hyperparameters))
-    print_metrics(model.metrics)
+    if record.kind in ("svae", "xp_pca"):
+        print_svae_metrics(model.metrics)
+    else:
+        print_metrics(model.metrics)
 
 
 @models_app.command("export")
