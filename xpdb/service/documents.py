@@ -96,8 +96,13 @@ def _votable(table, serialization: str, overflow: bool, infos: dict, overflow_me
     resource.type = "results"
     vtable = resource.tables[0]
     vtable.format = serialization
-    for field_, name in zip(vtable.fields, names):
+    for field_, name, column_name in zip(vtable.fields, names, ids):
         field_.name = name
+        if field_.datatype in ("char", "unicodeChar"):
+            _variable_text(field_, safe[column_name], vot)
+        elif field_.datatype == "bit" and not field_.arraysize:  # TAP_SCHEMA declares PostgreSQL's bool boolean
+            field_.datatype = "boolean"
+            field_._setup(getattr(vot, "_config", {}), None)
     for key, value in {"QUERY_STATUS": "OK", **infos}.items():
         info = Info(name=key, value=xml_safe(str(value)))
         info.ID = None  # astropy makes IDs from names; they could clash with FIELD IDs
@@ -115,6 +120,22 @@ def _votable(table, serialization: str, overflow: bool, infos: dict, overflow_me
     body = b"".join((view[:end], status, view[end:]))
     view.release()
     return body
+
+
+def _variable_text(field_, column, vot) -> None:
+    """A text FIELD as TAP_SCHEMA declares text: ``arraysize="*"``, ``char`` when every value is ASCII
+    (``unicodeChar`` otherwise)."""
+    values = np.ma.getdata(column)
+    ascii_only = values.dtype.kind == "S"
+    if values.dtype.kind == "U":
+        try:
+            values.astype("S")
+            ascii_only = True
+        except UnicodeEncodeError:
+            ascii_only = False
+    field_.datatype = "char" if ascii_only else "unicodeChar"
+    field_.arraysize = "*"
+    field_._setup(getattr(vot, "_config", {}), None)
 
 
 def xml_safe(text: str) -> str:
