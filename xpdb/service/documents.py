@@ -25,11 +25,21 @@ _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def result_document(table, fmt: Format, *, overflow: bool, infos: dict[str, object] | None = None,
-                    overflow_message: str | None = None) -> bytes:
-    """``table`` as a VOTable, CSV, TSV or FITS document; ``overflow_message`` says why it is cut."""
+                    overflow_message: str | None = None, datalink: str | None = None) -> bytes:
+    """``table`` as a VOTable, CSV, TSV or FITS document; ``overflow_message`` says why it is cut.
+
+    ``datalink`` (the service's root URL): a VOTable whose first ``source_id`` column can be linked gets the
+    DataLink service descriptor for it.
+    """
     infos = infos or {}
     if fmt.name == "votable":
-        return _votable(table, fmt.serialization or "binary2", overflow, infos, overflow_message)
+        body = _votable(table, fmt.serialization or "binary2", overflow, infos, overflow_message)
+        if datalink and "source_id" in table.colnames and table["source_id"].dtype.kind in "iu":
+            from xpdb.service.datalink import service_descriptor
+
+            end = body.rfind(b"</VOTABLE>")
+            body = body[:end] + service_descriptor(datalink, "source_id").encode() + body[end:]
+        return body
     if fmt.name in ("csv", "tsv"):
         out = io.StringIO()
         table.write(out, format="ascii.csv" if fmt.name == "csv" else "ascii.tab")

@@ -82,12 +82,15 @@ def tap_capability(base: str, settings) -> str:
     for mime, alias, ivo_id in _OUTPUTS:
         attr = f" ivo-id={quoteattr(ivo_id)}" if ivo_id else ""
         lines.append(f"    <outputFormat{attr}><mime>{escape(mime)}</mime><alias>{alias}</alias></outputFormat>")
+    lines += ['    <uploadMethod ivo-id="ivo://ivoa.net/std/TAPRegExt#upload-inline"/>']
     lines += [f"    <retentionPeriod><default>{settings.retention_s}</default>"
               f"<hard>{settings.retention_s}</hard></retentionPeriod>",
               f"    <executionDuration><default>{settings.async_duration_s}</default>"
               f"<hard>{settings.async_duration_limit_s}</hard></executionDuration>",
               f'    <outputLimit><default unit="row">{settings.maxrec}</default>'
               f'<hard unit="row">{settings.maxrec_limit}</hard></outputLimit>',
+              f'    <uploadLimit><default unit="byte">{settings.upload_max_bytes}</default>'
+              f'<hard unit="byte">{settings.upload_max_bytes}</hard></uploadLimit>',
               "  </capability>"]
     return "\n".join(lines)
 
