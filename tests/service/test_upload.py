@@ -25,7 +25,7 @@ def small_server(service_db):
     """A server whose uploads may have at most 20 rows and 20 kB."""
     from xpdb.service.app import create_app
 
-    settings = test_settings(upload_max_rows=20, upload_max_mb=0.02)
+    settings = test_settings(upload_max_rows=20, upload_max_mb=0.02, upload_urls=False)
     app = create_app(settings, database_url=service_db["url"], reader_url=service_db["reader_url"])
     with ServerThread(app) as running:
         yield running.url
@@ -69,6 +69,7 @@ def test_positional_crossmatch_with_contains_and_distance(server, sources, http)
 
 @pytest.mark.parametrize(("upload", "files", "query", "message"), [
     ("t,http://example.org/t.vot", {}, "SELECT * FROM TAP_UPLOAD.t", "fetches no URLs"),
+    ("t,ftp://example.org/t.vot", {}, "SELECT * FROM TAP_UPLOAD.t", "neither param:PART nor an http(s) URL"),
     ("t,param:other", {"t": b"a\n1\n"}, "SELECT * FROM TAP_UPLOAD.t", "no file part 'other'"),
     ("1t,param:t", {"t": b"a\n1\n"}, "SELECT * FROM TAP_UPLOAD.t", "is not allowed"),
     ("t,param:t", {"t": b"a,b\n1,2\n3\n"}, "SELECT * FROM TAP_UPLOAD.t", "line 3 (row 2): 1 values"),
@@ -82,6 +83,22 @@ def test_upload_errors_are_clear(small_server, http, upload, files, query, messa
                          files={k: (k + ".csv", v) for k, v in files.items()} or None)
     assert response.status_code in (400, 413), response.text
     assert message in response.text
+
+
+def test_upload_by_url(server, small_server, sources, http):
+    """TAP 1.1's upload-http: the service fetches the table (here from its own TAP result); it can be switched off."""
+    from urllib.parse import urlencode
+
+    ids = ", ".join(str(s[0]) for s in sources[:2])
+    url = server + "/tap/sync?" + urlencode({"LANG": "ADQL", "RESPONSEFORMAT": "votable",
+                                             "QUERY": f"SELECT source_id FROM xpdb.gaia_source WHERE source_id IN ({ids})"})
+    query = "SELECT COUNT(*) AS n FROM TAP_UPLOAD.t"
+    response = http.post(server + "/tap/sync", data={"LANG": "ADQL", "QUERY": query, "UPLOAD": f"t,{url}",
+                                                     "RESPONSEFORMAT": "csv"})
+    assert response.status_code == 200 and response.text.split() == ["n", "2"], response.text
+    refused = http.post(small_server + "/tap/sync", data={"LANG": "ADQL", "QUERY": query, "UPLOAD": f"t,{url}"})
+    assert refused.status_code == 400 and "fetches no URLs" in refused.text
+    assert "upload-http" not in http.get(small_server + "/tap/capabilities").text
 
 
 def test_async_jobs_refuse_uploads(server, http):

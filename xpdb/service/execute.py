@@ -92,14 +92,19 @@ def read_uploads(request: TapRequest, params: Params, settings: ServiceSettings)
         total = 0
         limits = UploadLimits(max_rows=settings.upload_max_rows, max_bytes=settings.upload_max_bytes)
         for name, uri in pairs:
-            if not uri.lower().startswith("param:"):
-                raise UploadError(f"UPLOAD {name!r}: {uri!r} is not a param: URI; this service fetches no URLs, send "
-                                  f"the table in the request (UPLOAD={name},param:{name} and a file part {name})")
-            part = uri[len("param:"):]
-            if part not in params.files:
-                raise UploadError(f"UPLOAD {name!r}: the request has no file part {part!r} "
-                                  f"(parts: {', '.join(sorted(params.files)) or 'none'})")
-            filename, data = params.files[part]
+            if uri.lower().startswith(("http://", "https://")):
+                if not settings.upload_urls:
+                    raise UploadError(f"UPLOAD {name!r}: this service fetches no URLs; send the table in the "
+                                      f"request (UPLOAD={name},param:{name} and a file part {name})")
+                filename, data = uri, fetch_upload(uri, limits.max_bytes - total)
+            elif uri.lower().startswith("param:"):
+                part = uri[len("param:"):]
+                if part not in params.files:
+                    raise UploadError(f"UPLOAD {name!r}: the request has no file part {part!r} "
+                                      f"(parts: {', '.join(sorted(params.files)) or 'none'})")
+                filename, data = params.files[part]
+            else:
+                raise UploadError(f"UPLOAD {name!r}: {uri!r} is neither param:PART nor an http(s) URL")
             total += len(data)
             if total > limits.max_bytes:
                 raise UploadError(f"the uploads are {total:,} bytes or more together; this service accepts at most "
@@ -147,6 +152,24 @@ def run_query(request: TapRequest, *, conn: psycopg.Connection, timeout_s: float
     body = result_document(table, request.fmt, overflow=overflow, infos=info, overflow_message=message,
                            datalink=datalink)
     return Outcome(body=body, media_type=request.fmt.media_type, rows=rows, overflow=overflow)
+
+
+def fetch_upload(url: str, max_bytes: int, timeout_s: float = 20.0) -> bytes:
+    """The table at ``url`` (TAP's upload-http), at most ``max_bytes``; UploadError naming the URL otherwise."""
+    import urllib.error
+    import urllib.request
+
+    from xpdb.query.upload import UploadError
+
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers={"User-Agent": "xpdb-tap"}),
+                                    timeout=timeout_s) as response:
+            data = response.read(max_bytes + 1)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise UploadError(f"upload {url!r} could not be fetched: {getattr(exc, 'reason', exc)}") from None
+    if len(data) > max_bytes:
+        raise UploadError(f"upload {url!r} is over {max_bytes:,} bytes, this service's limit")
+    return data
 
 
 class PublishedTables:

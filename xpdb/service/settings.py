@@ -14,6 +14,8 @@
 ``XPDB_SERVE_PARSE_TIMEOUT``    longest time for translating one ADQL query (seconds, default 30)
 ``XPDB_SERVE_UPLOAD_MAX_MB``   largest TAP_UPLOAD of one request, all tables together (MB, default 20)
 ``XPDB_SERVE_UPLOAD_MAX_ROWS`` most rows of one uploaded table (default 1000000)
+``XPDB_SERVE_UPLOAD_URLS``    1 (default): UPLOAD may name an http(s) URL, fetched by the service (TAP 1.1's
+                                mandatory upload-http); 0: only tables sent in the request
 ``XPDB_SERVE_REQUIRE_TOKEN``    1: every request but the VOSI capabilities and availability needs a user
                                 token (``xpdb users add``); default 0: anonymous reading allowed
 """
@@ -38,6 +40,7 @@ _ENV = {
     "require_token": "XPDB_SERVE_REQUIRE_TOKEN",
     "upload_max_mb": "XPDB_SERVE_UPLOAD_MAX_MB",
     "upload_max_rows": "XPDB_SERVE_UPLOAD_MAX_ROWS",
+    "upload_urls": "XPDB_SERVE_UPLOAD_URLS",
 }
 
 
@@ -60,6 +63,7 @@ class ServiceSettings:
     require_token: bool = False     # anonymous requests refused (401) when True
     upload_max_mb: float = 20.0     # TAP_UPLOAD: bytes of all the tables of one request
     upload_max_rows: int = 1_000_000  # TAP_UPLOAD: rows of one table
+    upload_urls: bool = True        # TAP_UPLOAD: fetch tables named by http(s) URL (TAP 1.1 upload-http)
     pool_wait_s: float = 30.0       # longest wait for a free connection before answering 503
     wait_limit_s: float = 30.0      # longest UWS WAIT blocking
     maintenance_s: float = 30.0     # how often expired jobs are destroyed and orphans recovered

@@ -83,6 +83,9 @@ def tap_capability(base: str, settings) -> str:
         attr = f" ivo-id={quoteattr(ivo_id)}" if ivo_id else ""
         lines.append(f"    <outputFormat{attr}><mime>{escape(mime)}</mime><alias>{alias}</alias></outputFormat>")
     lines += ['    <uploadMethod ivo-id="ivo://ivoa.net/std/TAPRegExt#upload-inline"/>']
+    if settings.upload_urls:
+        lines += ['    <uploadMethod ivo-id="ivo://ivoa.net/std/TAPRegExt#upload-http"/>',
+                  '    <uploadMethod ivo-id="ivo://ivoa.net/std/TAPRegExt#upload-https"/>']
     lines += [f"    <retentionPeriod><default>{settings.retention_s}</default>"
               f"<hard>{settings.retention_s}</hard></retentionPeriod>",
               f"    <executionDuration><default>{settings.async_duration_s}</default>"
