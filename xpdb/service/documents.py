@@ -12,6 +12,7 @@ directly under VOTABLE.
 from __future__ import annotations
 
 import io
+import os
 import re
 
 import numpy as np
@@ -20,6 +21,9 @@ from xml.sax.saxutils import escape, quoteattr
 from xpdb.query.output import to_votable
 from xpdb.service.params import Format
 
+# False (XPDB_SERVE_VOTABLE_WRITER=astropy): astropy writes BINARY2 and TABLEDATA too, as before issue 19
+# (bench/serve.py --compare runs the load test with both)
+FAST_WRITER = os.environ.get("XPDB_SERVE_VOTABLE_WRITER", "numpy") != "astropy"
 _VALID_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
@@ -93,14 +97,42 @@ def _ascii(text: str) -> str:
 
 
 def _votable(table, serialization: str, overflow: bool, infos: dict, overflow_message: str | None = None) -> bytes:
-    from astropy.io.votable.tree import Info
-
     names = table.colnames
     ids = [n if _VALID_ID.match(n) else f"col{i}_" + re.sub(r"[^A-Za-z0-9_]", "_", n) for i, n in enumerate(names)]
     safe = table.copy(copy_data=False)
     safe.meta.clear()
     if ids != names:
         safe.rename_columns(names, ids)
+    out = None
+    if serialization in ("binary2", "tabledata") and FAST_WRITER:
+        from xpdb.service.votable_writer import NotSupported, votable_binary2
+
+        try:
+            body = votable_binary2(safe, names, ids, {k: xml_safe(str(v))
+                                                      for k, v in {"QUERY_STATUS": "OK", **infos}.items()},
+                                   serialization)
+            out = io.BytesIO(body)
+        except NotSupported:
+            out = None
+    if out is None:
+        out = _astropy_votable(safe, names, ids, serialization, infos)
+    del safe
+    if not overflow:
+        return out.getvalue()
+    text = escape(xml_safe(overflow_message)) if overflow_message else ""
+    status = f'<INFO name="QUERY_STATUS" value="OVERFLOW">{text}</INFO>\n'.encode()
+    view = out.getbuffer()
+    tail_start = max(0, len(view) - 4096)
+    end = tail_start + bytes(view[tail_start:]).rfind(b"</RESOURCE>")
+    body = b"".join((view[:end], status, view[end:]))
+    view.release()
+    return body
+
+
+def _astropy_votable(safe, names: list[str], ids: list[str], serialization: str, infos: dict) -> io.BytesIO:
+    """The result document written by astropy (TABLEDATA, BINARY, and what the fast writer does not handle)."""
+    from astropy.io.votable.tree import Info
+
     vot = to_votable(safe, binary=True)
     resource = vot.resources[0]
     resource.type = "results"
@@ -119,17 +151,7 @@ def _votable(table, serialization: str, overflow: bool, infos: dict, overflow_me
         resource.infos.append(info)
     out = io.BytesIO()
     vot.to_xml(out)
-    del vot, safe  # the document is all that is needed now (results may be large: few copies)
-    if not overflow:
-        return out.getvalue()
-    text = escape(xml_safe(overflow_message)) if overflow_message else ""
-    status = f'<INFO name="QUERY_STATUS" value="OVERFLOW">{text}</INFO>\n'.encode()
-    view = out.getbuffer()
-    tail_start = max(0, len(view) - 4096)
-    end = tail_start + bytes(view[tail_start:]).rfind(b"</RESOURCE>")
-    body = b"".join((view[:end], status, view[end:]))
-    view.release()
-    return body
+    return out
 
 
 def _variable_text(field_, column, vot) -> None:
