@@ -62,3 +62,12 @@ def test_unsupported_and_truncated():
     cut = data[:stream_start] + data[stream_start:stream_start + 400] + data[data.index(b"</STREAM>"):]
     with pytest.raises(ValueError, match="truncated"):
         read_votable(cut)
+
+
+def test_tabledata_with_entities_and_odd_cells_goes_through_the_xml_parser():
+    data = _document("tabledata").replace(b"<TD>star 1</TD>", b"<TD>star &amp; 1</TD>")
+    ours, _ = read_votable(data)
+    assert ours.column("name").to_pylist()[1] == "star & 1"
+    data = _document("tabledata").replace(b"<TD>star 1</TD>", b"<TD/>")
+    ours, _ = read_votable(data)
+    assert ours.column("name").to_pylist()[1] is None and ours.column("name").to_pylist()[3] == "star 3"

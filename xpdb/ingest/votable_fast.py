@@ -87,7 +87,11 @@ def read_votable(data: bytes) -> tuple[pa.Table, dict]:
             raise ValueError(f"the base64 STREAM is truncated or damaged ({exc})") from None
         columns = _binary_columns(np.frombuffer(raw, dtype=np.uint8), fields, kind == "BINARY2")
     else:
-        root, table, fields, columns = _tabledata(data)
+        quick = _plain_tabledata(data)
+        if quick is not None:
+            root, fields, columns = quick
+        else:
+            root, table, fields, columns = _tabledata(data)
     meta = {}
     for element in root.iter():
         if _local(element.tag) in ("INFO", "PARAM") and element.get("name"):
@@ -219,6 +223,37 @@ def _text_array(cells: list[bytes], f: _Field, null: np.ndarray) -> pa.Array:
 
 
 # -- TABLEDATA ---------------------------------------------------------------------------------
+_TD = re.compile(rb"<TD>([^<]*)</TD>")
+
+
+def _plain_tabledata(data: bytes):
+    """(root, fields, columns) when the first TABLE's TABLEDATA is plain - ``<TR><TD>text</TD>...</TR>`` with no
+    attributes, entities, comments or CDATA, every row complete, and one TABLE - cut by a regular expression
+    instead of an XML parser; None otherwise (iterparse reads it)."""
+    start = data.find(b"<TABLEDATA>")
+    end = data.find(b"</TABLEDATA>", start)
+    if start < 0 or end < 0 or data.count(b"<TABLE", 0, start) != 1:
+        return None
+    body = data[start + len(b"<TABLEDATA>"):end]
+    if b"&" in body:  # entities: the XML parser decodes them
+        return None
+    root = ET.fromstring(data[:start] + b"<TABLEDATA/>" + data[end + len(b"</TABLEDATA>"):])
+    _, fields, kind = _first_table(root)
+    # a cell with attributes, markup, CDATA or <TD/> is not matched, and the count below then differs
+    cells = _TD.findall(body)
+    rows = body.count(b"<TR>")
+    if rows != body.count(b"</TR>") or len(cells) != rows * len(fields):
+        return None
+    columns = []
+    for j, f in enumerate(fields):
+        texts = [c.decode("utf-8") for c in cells[j::len(fields)]]
+        try:
+            columns.append(_text_column(f, texts))
+        except ValueError as exc:
+            raise ValueError(f"column {f.name!r}: {exc}") from None
+    return root, fields, columns
+
+
 def _tabledata(data: bytes):
     """(root, None, fields, Arrow columns) of the first TABLE's TABLEDATA."""
     import io
@@ -295,6 +330,11 @@ def _text_column(f: _Field, cells: list[str]) -> pa.Array:
         if f.null is not None:
             null |= values == f.null
         return pa.array(values, mask=null if null.any() else None)
+    if native.kind == "f":
+        fast = _float_lists(cells, native)
+        if fast is not None:
+            flat, counts = fast
+            return _lists(flat, counts, f)
     pieces, counts = [], np.zeros(len(cells), dtype=np.int64)
     for i, c in enumerate(cells):
         if c.strip():
@@ -305,6 +345,30 @@ def _text_column(f: _Field, cells: list[str]) -> pa.Array:
             pieces.append(values)
             counts[i] = len(values)
     flat = np.concatenate(pieces) if pieces else np.empty(0, dtype=native)
+    return _lists(flat, counts, f)
+
+
+def _float_lists(cells: list[str], native: np.dtype) -> tuple[np.ndarray, np.ndarray] | None:
+    """Space-separated float cells parsed by xpdb's numba number parser (the one of CSV ingest), after
+    Arrow turns the blanks into commas; None when a cell holds something else (the slow path reads it)."""
+    import pyarrow.compute as pc
+
+    from xpdb.ingest.textnumbers import parse_number_lists
+
+    # single blanks, as writers put them; other spacing leaves empty tokens, reported bad: the slow path then
+    text = pc.replace_substring(pc.utf8_trim_whitespace(pa.array(cells, type=pa.string())), " ", ",")
+    values, lengths, _, bad = parse_number_lists(text, native)
+    if bad:
+        return None
+    counts = lengths.astype(np.int64)
+    if len(counts) and (counts == values.shape[1]).all():
+        return values.reshape(-1), counts
+    keep = np.arange(values.shape[1])[None, :] < counts[:, None]
+    return values[keep], counts
+
+
+def _lists(flat: np.ndarray, counts: np.ndarray, f: _Field) -> pa.Array:
+    """Arrow list (or fixed-size list) array of ``flat`` values cut by ``counts``; empty cells NULL."""
     if not f.variable:
         if (counts[counts > 0] != f.count).any():
             bad = int(np.flatnonzero((counts > 0) & (counts != f.count))[0])
