@@ -505,16 +505,24 @@ class Database:
         table.meta.update({"model": record.ref, "query_source_id": int(source_id)})
         return table
 
-    def query(self, adql: str, *, limit: int | None = None, timeout: float | None = None):
+    def query(self, adql: str, *, limit: int | None = None, timeout: float | None = None,
+              uploads: dict | None = None):
         """An ADQL query (translated for q3c), run read-only; an astropy Table.
+
+        ``uploads``: {name: file path, bytes or astropy Table}, read as ``TAP_UPLOAD.name``.
 
         Examples
         --------
         >>> db.query("SELECT TOP 3 source_id, feh FROM catalog ORDER BY feh")  # doctest: +SKIP
+        >>> db.query("SELECT c.* FROM TAP_UPLOAD.ids AS u JOIN catalog AS c USING (source_id)",
+        ...          uploads={"ids": "my.vot"})  # doctest: +SKIP
         """
         from xpdb.query.run import run_user_query
+        from xpdb.query.upload import as_upload
 
-        return _table(run_user_query(adql, language="adql", url=self.reader_url, **_limits(limit, timeout))[0])
+        tables = [as_upload(name, value) for name, value in (uploads or {}).items()]
+        return _table(run_user_query(adql, language="adql", url=self.reader_url, uploads=tables,
+                                     **_limits(limit, timeout))[0])
 
     def sql(self, statement: str, *, limit: int | None = None, timeout: float | None = None):
         """A single PostgreSQL SELECT, run read-only as the reader role; an astropy Table.
