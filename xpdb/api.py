@@ -246,7 +246,7 @@ class Database:
 
     # -- models --------------------------------------------------------------------------------------
     def train(self, kind: str = "uacsnet", *, labels: str, split: str | None = None, test_labels: str | None = None,
-              selection: str = "giant_sample", name: str | None = None, config: Any = None,
+              selection: str | None = None, name: str | None = None, config: Any = None,
               preprocessing=None, ablation: bool = True, reuse_existing: bool = False,
               on_epoch: Callable | None = None, on_stage: Callable[[str], None] | None = None,
               **hyperparameters: Any) -> Model:
@@ -255,19 +255,25 @@ class Database:
         ``split="fixed"`` trains on ``xpdb.split_of(source_id) = 'train'`` stars of ``labels``
         and tests on the rest; ``test_labels`` instead tests on another catalogue.
         Hyperparameters not given keep the kind's defaults (``UACSNetConfig``, ...).
+        ``selection`` None is the kind's default: ``giant_sample`` for the [Fe/H] kinds, every
+        star of the catalogue with an XP spectrum for ``transformer`` and ``label_xgboost``
+        (``size="gpu"`` gives the transformer the authors' network).
 
         Examples
         --------
         >>> m = db.train("xgboost", labels="APOGEE", split="fixed", selection="spectroscopic_giants")  # doctest: +SKIP
         >>> m.summary()["sigma"]                                     # doctest: +SKIP
         0.15
+        >>> t = db.train("transformer", labels="APOGEE", split="fixed", epochs=40)  # doctest: +SKIP
+        >>> t.metrics["test"]["labels"]["xp"]["teff"]["teff_lt_7000"]["sigma"]    # doctest: +SKIP
         """
         from xpdb.models import kinds
         from xpdb.models.training import train_model
 
         kind_obj = kinds.get(kind)
         if config is None:
-            base = kind_obj.default_config().to_dict()
+            base = (kind_obj.default_config(hyperparameters["size"]) if "size" in hyperparameters
+                    else kind_obj.default_config()).to_dict()  # a size (transformer: cpu/gpu) sets every default
             unknown = set(hyperparameters) - set(base)
             if unknown:
                 raise ConfigurationError(f"unknown {kind} hyperparameter(s) {', '.join(sorted(unknown))}; "
