@@ -345,6 +345,46 @@ class Database:
         return Table(rows=rows or None, names=("model", "kind", "n_test", "bias", "sigma", "sigma_feh_le_-1.5",
                                                "sigma_vmp", "err_ratio_min", "err_ratio_max", "same_stars"))
 
+    def generate(self, *, teff: float, logg: float, m_h: float, alpha_m: float | None = None,
+                 ebv: float | None = None, g: float = 0.0, model: str | None = None):
+        """An XP spectrum predicted from labels by a transformer model, with its uncertainty.
+
+        Returns an astropy Table on the 343-sample XP grid (336-1020 nm): ``wavelength`` [nm],
+        ``flux`` and ``flux_error`` [W m-2 nm-1] for a star of G = ``g`` mag (0: the G-normalised
+        spectrum); ``meta`` has the model and the inputs. ``m_h`` is [M/H] (the model learnt it
+        from APOGEE [Fe/H]); ``alpha_m`` and ``ebv`` (E(B-V), mag) may be left out. ``model``:
+        NAME or NAME:VERSION of a transformer (default: the newest one).
+
+        Examples
+        --------
+        >>> spec = db.generate(teff=4500, logg=2.0, m_h=-1.5, alpha_m=0.2)   # doctest: +SKIP
+        >>> len(spec), spec["flux"].unit                                     # doctest: +SKIP
+        (343, Unit("W / (nm m2)"))
+        >>> spec.write("spec.ecsv")                                          # doctest: +SKIP
+        """
+        from astropy import units as u
+        from astropy.table import Table
+
+        from xpdb.models import kinds, registry
+
+        with self._connect() as conn:
+            record = registry.find(conn, model) if model else registry.newest(conn, "transformer")
+            if record.kind != "transformer":
+                raise ConfigurationError(f"model {record.ref} is a {record.kind} model; generating spectra needs a "
+                                         "transformer (train one with db.train('transformer', labels='APOGEE', "
+                                         "split='fixed'), CLI: xpdb train transformer)")
+            predictor = kinds.get(record.kind).load(record, registry.artifact(conn, record.model_id))
+        wavelength, flux, flux_error = predictor.generate(teff=teff, logg=logg, m_h=m_h, alpha_m=alpha_m, ebv=ebv, g=g)
+        table = Table({"wavelength": wavelength * u.nm, "flux": flux[0] * u.Unit("W m-2 nm-1"),
+                       "flux_error": flux_error[0] * u.Unit("W m-2 nm-1")})
+        table["wavelength"].description = "Wavelength of the Gaia XP_SAMPLED grid"
+        table["flux"].description = f"Predicted XP flux of a star of G = {g:g} mag"
+        table["flux_error"].description = "Predicted uncertainty of the flux (the model's scatter)"
+        table.meta.update({"model": record.ref, "teff": teff, "logg": logg, "m_h": m_h, "alpha_m": alpha_m,
+                           "ebv": ebv, "g": g, "note": "predicted by the xpdb transformer foundation model from "
+                                                       "these labels; not an observed spectrum"})
+        return table
+
     def delete_model(self, ref: str) -> Model:
         """Delete a model version (and its predictions)."""
         from xpdb.models import registry

@@ -8,8 +8,8 @@ A star is a set of tokens, each one number with a kind (Leung & Bovy 2024). The 
   coefficients the authors use, so every spectrum - sampled where that is what is stored,
   else calibrated from XP_CONTINUOUS onto the same 343-sample grid - is fitted by least
   squares with a cubic B-spline of 55 coefficients uniform in ln(wavelength) and read at the
-  spline's 55 Greville wavelengths (336, 340, ..., 1020 nm: about 7 nm apart in the blue and
-  21 nm in the red). The flux is scaled to G = 0 mag (``flux * 10**(0.4 G)``, in units of
+  spline's 55 Greville wavelengths (336, 338, 343, 351, ..., 998, 1013, 1020 nm: about 8 nm
+  apart in the blue and 20 nm in the red). The flux is scaled to G = 0 mag (``flux * 10**(0.4 G)``, in units of
   1e-11 W m^-2 nm^-1), the authors' G-flux normalisation. Each token is local in
   wavelength, so "the blue half withheld" is a set of tokens left out, and the 55 values map
   back onto the 343-sample grid with one matrix (``XP_RECONSTRUCTION``): reconstructing the
