@@ -233,8 +233,12 @@ def test_slice_train_infer_catalog_generate_and_adql(db_url, library_rows, tmp_p
     t = db.query("SELECT TOP 3 source_id, teff, teff_err, m_h FROM xpdb.label_prediction "
                  f"WHERE model_id = {model.model_id} AND teff < 9000 ORDER BY teff")
     assert len(t) == 3 and list(t["teff"]) == sorted(t["teff"])
-    assert len(db.query("SELECT source_id, teff, logg, m_h, alpha_m FROM xpdb.transformer_catalog "
-                        "WHERE 1 = CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 0, 0, 360))")) == n_sources
+    everything = db.query("SELECT source_id, ra, dec, teff, logg, m_h, alpha_m FROM xpdb.transformer_catalog")
+    assert len(everything) == n_sources
+    star = everything[0]
+    near = db.query("SELECT source_id, teff FROM xpdb.transformer_catalog WHERE 1 = CONTAINS(POINT('ICRS', ra, dec), "
+                    f"CIRCLE('ICRS', {star['ra']!r}, {star['dec']!r}, 0.0003))")
+    assert star["source_id"] in list(near["source_id"])
     assert len(db.query("SELECT TOP 5 source_id, feh, teff, m_h, m_h_err FROM catalog WHERE m_h IS NOT NULL")) == 5
     listed = db.query("SELECT table_name FROM tap_schema.tables WHERE table_name LIKE 'xpdb.%label%' "
                       "OR table_name = 'xpdb.transformer_catalog'")
