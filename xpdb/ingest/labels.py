@@ -17,8 +17,9 @@ import numpy as np
 import psycopg
 import pyarrow as pa
 
-from xpdb.ingest.readers import IngestFileError, TableReader
+from xpdb.ingest.readers import IngestFileError, TableReader, check_integer_key, check_regular_file
 from xpdb.ingest import runlog
+from xpdb.ingest.columns import resolve
 from xpdb.ingest.runs import IngestReport, ProgressCallback, file_sha256
 
 _COMMON = {
@@ -67,26 +68,6 @@ MEMBERS = _Target("members", "xpdb.cluster_member", "xpdb.cluster", "cluster", M
                   ("membership_probability",))
 
 
-def _resolve(file_columns: list[str], wanted: dict[str, tuple[str, ...]], mapping: dict[str, str]) -> dict[str, str]:
-    lower = {c.lower(): c for c in file_columns}
-    resolved = {}
-    for target, aliases in wanted.items():
-        if target in mapping:
-            if mapping[target].lower() not in lower:
-                raise KeyError(f"--map {target}={mapping[target]}: the file has no column {mapping[target]!r}")
-            resolved[target] = lower[mapping[target].lower()]
-            continue
-        for alias in aliases:
-            if alias in lower:
-                resolved[target] = lower[alias]
-                break
-    unknown = set(mapping) - set(wanted)
-    if unknown:
-        raise KeyError(f"--map: unknown schema column(s) {', '.join(sorted(unknown))}; "
-                       f"known: {', '.join(wanted)}")
-    return resolved
-
-
 def _norm_name(name: str) -> str:
     return "".join(ch for ch in str(name).lower() if ch.isalnum())
 
@@ -127,8 +108,7 @@ def _load(url: str, target: _Target, path: Path, name: str, mapping: dict[str, s
     t0 = time.perf_counter()
     path = Path(path)
     report = IngestReport(str(path), target.kind, "loaded")
-    if not path.exists():
-        raise IngestFileError(path, "no such file")
+    check_regular_file(path)
     sha = file_sha256(path)
     with psycopg.connect(url) as conn:
         prev = runlog.previous(conn, target.kind, name, sha, statuses=("done",))
@@ -165,7 +145,7 @@ def load_table(conn: psycopg.Connection, target: _Target, table: pa.Table, numbe
     ``require_feh`` rejects label rows without [Fe/H] (catalogues of other labels, such as
     APOGEE's hot stars with Teff and logg only, pass False).
     """
-    cols = _resolve(table.column_names, target.columns, mapping)
+    cols, _ = resolve(table.column_names, target.columns, mapping)
     n = table.num_rows
     rejects: list[tuple] = []
     keep = np.ones(n, dtype=bool)
@@ -178,6 +158,7 @@ def load_table(conn: psycopg.Connection, target: _Target, table: pa.Table, numbe
             raise IngestFileError(path, f"no rows of cluster {name!r} in the file's {cols['cluster']} column")
     sid_col = cols.get("source_id")
     if sid_col:
+        check_integer_key(table, sid_col, path, numbers)  # ids in floats would be changed: refused
         sid_arr = table.column(sid_col).cast(pa.int64(), safe=False)
         sid_null = np.asarray(sid_arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
         sid = np.asarray(sid_arr.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
