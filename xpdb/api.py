@@ -262,7 +262,7 @@ class Database:
     # -- models --------------------------------------------------------------------------------------
     def train(self, kind: str = "uacsnet", *, labels: str | None = None, split: str | None = None,
               test_labels: str | None = None,
-              selection: str = "giant_sample", train_selection: str | None = None, name: str | None = None,
+              selection: str | None = None, train_selection: str | None = None, name: str | None = None,
               config: Any = None,
               preprocessing=None, ablation: bool = True, reuse_existing: bool = False,
               on_epoch: Callable | None = None, on_stage: Callable[[str], None] | None = None,
@@ -274,6 +274,9 @@ class Database:
         stars are those of ``selection``; ``train_selection`` may draw the training stars
         from a wider one (e.g. ``model_domain``: dwarfs too).
         Hyperparameters not given keep the kind's defaults (``UACSNetConfig``, ...).
+        ``selection`` None is the kind's default: ``giant_sample`` for the [Fe/H] kinds, every
+        star of the catalogue with an XP spectrum for ``transformer`` and ``label_xgboost``
+        (``size="gpu"`` gives the transformer the authors' network).
 
         Kinds trained without labels (``svae``: the scatter VAE and its PCA baseline, on every
         stored spectrum with ``split="fixed"`` by default) use ``labels`` only to score their
@@ -285,19 +288,22 @@ class Database:
         >>> m.summary()["sigma"]                                     # doctest: +SKIP
         0.15
         >>> db.train("svae", representation="sampled", epochs=300).metrics["evaluation"]  # doctest: +SKIP
+        >>> t = db.train("transformer", labels="APOGEE", split="fixed", epochs=40)  # doctest: +SKIP
+        >>> t.metrics["test"]["labels"]["xp"]["teff"]["teff_lt_7000"]["sigma"]    # doctest: +SKIP
         """
         from xpdb.models import kinds
         from xpdb.models.training import train_model
 
         kind_obj = kinds.get(kind)
         if config is None:
-            base = kind_obj.default_config().to_dict()
+            base = (kind_obj.default_config(hyperparameters["size"]) if "size" in hyperparameters
+                    else kind_obj.default_config()).to_dict()  # a size (transformer: cpu/gpu) sets every default
             unknown = set(hyperparameters) - set(base)
             if unknown:
                 raise ConfigurationError(f"unknown {kind} hyperparameter(s) {', '.join(sorted(unknown))}; "
                                          f"known: {', '.join(base)}")
             config = kind_obj.config_from({**base, **hyperparameters})
-        if hasattr(kind_obj, "train_from_database"):  # unsupervised kinds choose and read their own stars
+        if getattr(kind_obj, "unsupervised", False):  # unsupervised kinds choose and read their own stars
             return self._model(kind_obj.train_from_database(self.url, config=config, split=split, labels=labels,
                                                             name=name, on_epoch=on_epoch, on_stage=on_stage,
                                                             baseline=ablation))
@@ -384,6 +390,46 @@ class Database:
                          _nan(max(ratios)) if ratios else float("nan"), s["set_hash"] == first_hash))
         return Table(rows=rows or None, names=("model", "kind", "n_test", "bias", "sigma", "sigma_feh_le_-1.5",
                                                "sigma_vmp", "err_ratio_min", "err_ratio_max", "same_stars"))
+
+    def generate(self, *, teff: float, logg: float, m_h: float, alpha_m: float | None = None,
+                 ebv: float | None = None, g: float = 0.0, model: str | None = None):
+        """An XP spectrum predicted from labels by a transformer model, with its uncertainty.
+
+        Returns an astropy Table on the 343-sample XP grid (336-1020 nm): ``wavelength`` [nm],
+        ``flux`` and ``flux_error`` [W m-2 nm-1] for a star of G = ``g`` mag (0: the G-normalised
+        spectrum); ``meta`` has the model and the inputs. ``m_h`` is [M/H] (the model learnt it
+        from APOGEE [Fe/H]); ``alpha_m`` and ``ebv`` (E(B-V), mag) may be left out. ``model``:
+        NAME or NAME:VERSION of a transformer (default: the newest one).
+
+        Examples
+        --------
+        >>> spec = db.generate(teff=4500, logg=2.0, m_h=-1.5, alpha_m=0.2)   # doctest: +SKIP
+        >>> len(spec), spec["flux"].unit                                     # doctest: +SKIP
+        (343, Unit("W / (nm m2)"))
+        >>> spec.write("spec.ecsv")                                          # doctest: +SKIP
+        """
+        from astropy import units as u
+        from astropy.table import Table
+
+        from xpdb.models import kinds, registry
+
+        with self._connect() as conn:
+            record = registry.find(conn, model) if model else registry.newest(conn, "transformer")
+            if record.kind != "transformer":
+                raise ConfigurationError(f"model {record.ref} is a {record.kind} model; generating spectra needs a "
+                                         "transformer (train one with db.train('transformer', labels='APOGEE', "
+                                         "split='fixed'), CLI: xpdb train transformer)")
+            predictor = kinds.get(record.kind).load(record, registry.artifact(conn, record.model_id))
+        wavelength, flux, flux_error = predictor.generate(teff=teff, logg=logg, m_h=m_h, alpha_m=alpha_m, ebv=ebv, g=g)
+        table = Table({"wavelength": wavelength * u.nm, "flux": flux[0] * u.Unit("W m-2 nm-1"),
+                       "flux_error": flux_error[0] * u.Unit("W m-2 nm-1")})
+        table["wavelength"].description = "Wavelength of the Gaia XP_SAMPLED grid"
+        table["flux"].description = f"Predicted XP flux of a star of G = {g:g} mag"
+        table["flux_error"].description = "Predicted uncertainty of the flux (the model's scatter)"
+        table.meta.update({"model": record.ref, "teff": teff, "logg": logg, "m_h": m_h, "alpha_m": alpha_m,
+                           "ebv": ebv, "g": g, "note": "predicted by the xpdb transformer foundation model from "
+                                                       "these labels; not an observed spectrum"})
+        return table
 
     def delete_model(self, ref: str) -> Model:
         """Delete a model version (and its predictions).

@@ -1,7 +1,7 @@
 """IVOA conformance (issue 19): TAP_SCHEMA columns whose names ADQL reserves are delimited, std flags.
 
 Revision ID: 0013_ivoa
-Revises: 0011_svae
+Revises: 0012_transformer
 Create Date: 2026-11-27
 
 ``tap_schema.columns`` publishes ``"size"``, ``"catalog"``, ``"value"``... delimited (the
@@ -13,7 +13,7 @@ errors.
 from xpdb.db.migrate import frozen_steps
 
 revision = "0013_ivoa"
-down_revision = "0011_svae"
+down_revision = "0012_transformer"
 branch_labels = None
 depends_on = None
 

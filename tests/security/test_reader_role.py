@@ -68,8 +68,9 @@ def test_the_reader_keeps_what_queries_need(reader):
     row = reader.execute("SELECT random() < 2, clock_timestamp() IS NOT NULL, q3c_dist(1, 2, 3, 4) > 0, "
                          "pg_typeof(1)::text, current_setting('statement_timeout'), "
                          "(SELECT count(*) FROM xpdb.model_info), (SELECT count(*) FROM xpdb.catalog), "
-                         "(SELECT count(*) FROM xpdb.validation_summary), (SELECT count(*) FROM tap_schema.columns) > 0"
-                         ).fetchone()
+                         "(SELECT count(*) FROM xpdb.validation_summary), (SELECT count(*) FROM xpdb.label_prediction), "
+                         "(SELECT count(teff) FROM xpdb.catalog), (SELECT count(*) FROM xpdb.transformer_catalog), "
+                         "(SELECT count(*) FROM tap_schema.columns) > 0").fetchone()
     assert row[:4] == (True, True, True, "integer") and row[-1] is True
     reader.execute("SELECT pg_sleep(0)")
 

@@ -83,6 +83,7 @@ class SVAEKind(ModelKind):
     name = "svae"
     description = "scatter VAE (Laroche & Speagle): latent, learned scatter and anomaly score of every XP spectrum"
     output = SVAE_OUTPUT
+    unsupervised = True  # trained on spectra alone; labels only score the latent (Database.train routes it)
     default_selection = "all"
 
     def default_config(self) -> svae_mod.SVAEConfig:
