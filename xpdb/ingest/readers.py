@@ -193,6 +193,15 @@ class TableReader:
         elif self.format == "csv":
             self._csv_skip = self._leading_comment_lines()
             self._csv_delimiter = ","
+        self._check_unique_names()
+
+    def _check_unique_names(self) -> None:
+        """Refuse a file that names a column twice: which of the two is meant cannot be known."""
+        names = [n.lower() for n in self.column_names()]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise IngestFileError(self.path, f"column name(s) {', '.join(repeated)} appear more than once in the "
+                                             "header; rename or drop the repeats", "header")
 
     def _leading_comment_lines(self) -> int:
         """CSV files may start with '#' comment lines (e.g. a provenance note); they are skipped."""

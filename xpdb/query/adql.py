@@ -510,6 +510,9 @@ class _Emitter:
         value = _constant(radius)
         if value is not None and not 0 <= value <= 180:
             raise _error_at(at, f"{what} must be between 0 and 180 degrees, not {_show(value)}")
+        if value is None:  # computed by the query: checked by the database (migration 0014_adql_radius)
+            label = what.replace("'", "''")
+            radius = f"xpdb.adql_radius(({radius})::double precision, '{label}')"
         if not centre.columns:
             return f"q3c_radial_query({point.ra}, {point.dec}, {centre.ra}, {centre.dec}, {radius})"
         if not point.columns:
