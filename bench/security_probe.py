@@ -1016,7 +1016,8 @@ def class5(S, srv, http):
                         r = http.post(url + path, data={name: value}, follow_redirects=False)
                         if r.status_code not in (200, 303):
                             results.append(app_error(r))
-                    w = http.get(url, params={"WAIT": value, "PHASE": value})
+                    short_value = value[:30_000]  # two parameters in one URL: stay under the client's URL limit
+                    w = http.get(url, params={"WAIT": short_value, "PHASE": short_value})
                     if w.status_code != 200:
                         results.append(app_error(w))
                     http.delete(url)
@@ -1711,9 +1712,10 @@ def main() -> int:
         log = "\n".join(p.read_text(errors="replace") for p in home.glob("serve*.log"))
         tracebacks = log.count("Traceback")
         print(f"server logs: {tracebacks} traceback(s), {len(log.splitlines())} lines", flush=True)
-        if tracebacks:
-            i = log.find("Traceback")
-            print(short(log[i:i + 1500], 1500))
+        for block in re.split(r"(?=Traceback \(most recent call last\))", log)[1:]:
+            lines = [ln for ln in block.splitlines() if ln.strip()]
+            end = next((k for k, ln in enumerate(lines) if k and not ln.startswith((" ", "Traceback"))), len(lines) - 1)
+            print("  server traceback ends: " + short(" | ".join(lines[max(0, end - 2):end + 1]), 600))
         subprocess.run([XPDB, "db", "stop"], env=S["env"], capture_output=True)
         if not args.keep:
             shutil.rmtree(home, ignore_errors=True)
