@@ -38,7 +38,7 @@ import numpy as np
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import scratch_database  # noqa: E402
+from _common import run_job, scratch_database  # noqa: E402
 
 from xpdb.db.copy import Column, copy_binary  # noqa: E402
 from xpdb.models import pca as pca_mod  # noqa: E402
@@ -140,26 +140,6 @@ def pct(v) -> str:
 
 def num(v, digits: int = 3) -> str:
     return "-" if v is None or not np.isfinite(v) else f"{v:.{digits}f}"
-
-
-def run_job(url: str, model_id: int, workers: int, batch: int) -> tuple[float, float, int]:
-    from xpdb.jobs.batches import create_job
-    from xpdb.jobs.runner import follow, spawn_workers
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("DELETE FROM xpdb.svae_output WHERE model_id = %s", (model_id,))
-        job_id = create_job(conn, model_id=model_id, selection="all", batch_size=batch)
-        n = conn.execute("SELECT n_sources FROM xpdb.job WHERE job_id = %s", (job_id,)).fetchone()[0]
-    t0 = time.perf_counter()
-    result = follow(url, job_id, spawn_workers(url, job_id, workers), poll=0.2)
-    wall = time.perf_counter() - t0
-    if result["worker_errors"]:
-        sys.exit("\n".join(result["worker_errors"]))
-    with psycopg.connect(url) as conn:
-        first, last, done = conn.execute("SELECT min(started_at), max(finished_at), sum(n_predicted) "
-                                         "FROM xpdb.job_batch WHERE job_id = %s", (job_id,)).fetchone()
-    assert done == n, (done, n)
-    return n / (last - first).total_seconds(), n / wall, n
 
 
 def cpu_cost(url: str, ref: str, n: int = 20000) -> tuple[float, float] | None:
@@ -377,7 +357,7 @@ def main() -> None:
 
     # 5. inference speed
     base = baseline_rate(url)
-    rate, wall, n = run_job(url, record.model_id, args.workers, args.batch)
+    rate, wall, n = run_job(url, record.model_id, args.workers, args.batch, output_table="xpdb.svae_output")
     cost = cpu_cost(url, record.ref)
     print(line(f"inference, {n:,} stars from stored spectra (load average {os.getloadavg()[0]:.1f} on "
                f"{os.cpu_count()} cores)", "stars/s"))
