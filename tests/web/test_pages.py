@@ -6,6 +6,7 @@ import html
 import io
 import math
 import re
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -174,7 +175,11 @@ def test_star_page_shows_everything_stored_for_the_star(web_server, web_db, sql,
     assert response.status_code == 200
     page = response.text
     assert re.search(r'<figure id="spectrum"><svg role="img" aria-label="XP spectrum', page)
-    assert "<figure id=\"cmd\"><svg" in page and "<figure id=\"features\"><svg" in page
+    assert '<figure id="cmd"><svg' in page
+    # below the spectrum, the 60 features as markers (one <use> each) on the same wavelength axis
+    spectrum = re.search(r'<figure id="spectrum">(.*?)</figure>', page, re.S).group(1)
+    markers = Counter(re.findall(r'<use xlink:href="#([^"]+)"', spectrum))  # the features' and the ticks' marks
+    assert "and the 60 features the model sees" in spectrum and 60 in markers.values(), markers
     # the 60 features, as stored
     flux = np.frombuffer(sql("SELECT flux FROM xpdb.xp_features WHERE source_id = %s", (source_id,))[0][0], "<f4")
     values = re.findall(r"<tr><td>(\d+)</td><td class=\"num\">[^<]*</td><td class=\"num\">([^<]*)</td>",

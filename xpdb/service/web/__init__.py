@@ -191,7 +191,7 @@ async def query_page(request: Request) -> Response:
         return _failure(request, exc)
     query = params.get("QUERY") or ""
     try:
-        page = max(1, int(params.get("PAGE") or 1))
+        page = min(max(1, int(params.get("PAGE") or 1)), MAX_PAGES_ROWS // PAGE_SIZE)
     except ValueError:
         return error_page(request, 400, f"PAGE must be a page number, not {params.get('PAGE')!r}")
     context = {"title": "ADQL query", "query": query, "examples": EXAMPLES, "result": None, "error": None,
@@ -324,21 +324,19 @@ def _star(service, source_id: int) -> dict:
     with service.readers.connection() as conn, data.readonly(conn, _timeout(service)):
         star = data.star(conn, source_id)
     figures = {}
+    usable = [f for f in star.features[:1] if f["flux"] is not None]
     if star.spectrum is not None:
         wl, flux, err, origin = star.spectrum
-        figures["spectrum"] = plots.spectrum_svg(wl, flux, err, title=f"Gaia DR3 {source_id} "
-                                                 f"({'from XP_CONTINUOUS' if origin == 'continuous' else 'XP_SAMPLED'})")
-    for i, f in enumerate(star.features[:1]):
-        if f["flux"] is not None:
-            figures["features"] = plots.features_svg(f["wavelength"], f["flux"], f["flux_error"],
-                                                     title="dereddened, normalised near 550 nm")
+        features = (usable[0]["wavelength"], usable[0]["flux"], usable[0]["flux_error"]) if usable else None
+        figures["spectrum"] = plots.spectrum_svg(
+            wl, flux, err, features=features,
+            label=f"XP spectrum of Gaia DR3 {source_id} with its error band"
+                  + (" and the 60 features the model sees" if features else ""))
+        figures["with_features"] = features is not None
     if star.source is not None and star.cmd_field[0]:
-        label = star.memberships[0]["cluster"] if star.memberships else ""
         figures["cmd"] = plots.cmd_svg(star.cmd_field, star.cmd_members,
                                        (star.source.get("bp_rp"), star.source.get("phot_g_mean_mag")),
-                                       title=f"within {data.CMD_RADIUS_DEG:g} deg" + (f"; members of {label}" if label
-                                                                                      else ""),
-                                       member_label=f"{label} members" if label else "")
+                                       label=f"colour-magnitude diagram of the stars within {data.CMD_RADIUS_DEG:g} deg")
     return {"star": star, "figures": figures, "cmd_radius": data.CMD_RADIUS_DEG}
 
 
