@@ -8,7 +8,7 @@ outputs, so that every section of the page, the latent neighbours included, is d
 Starts ``xpdb serve`` as a separate process on a loopback port, picks a cluster member
 with a spectrum and times, one after another on one keep-alive connection:
 
-- the star page (HTML with its three inline SVG plots: spectrum, features, CMD), and
+- the star page (HTML with its two inline SVG figures: the spectrum over its features, and the CMD), and
 - the TAP sync query ``SELECT * FROM xpdb.catalog WHERE source_id = ...`` (BINARY2 VOTable),
 
 ``--warmup`` times each first (not counted), then ``--loads`` times each. Prints both
@@ -126,7 +126,7 @@ def main() -> None:
         process.terminate()
         process.wait(30)
     page_ms, tap_ms = statistics.median(pages) * 1e3, statistics.median(taps) * 1e3
-    print(f"star {source_id}: page {size / 1e3:.0f} kB (three inline SVG plots), {args.loads} loads each, "
+    print(f"star {source_id}: page {size / 1e3:.0f} kB (two inline SVG figures), {args.loads} loads each, "
           f"after {args.warmup} warm-up loads")
     print(f"{'star page /star/{id}, median':<44s} {page_ms:10.1f} ms   (p90 {sorted(pages)[int(0.9 * len(pages))] * 1e3:.1f} ms)")
     print(f"{'TAP sync of the same star, median':<44s} {tap_ms:10.1f} ms   (p90 {sorted(taps)[int(0.9 * len(taps))] * 1e3:.1f} ms)")
