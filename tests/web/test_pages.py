@@ -256,11 +256,28 @@ def test_jobs_page_and_json_follow_the_batches(web_server, web_db, sql, http):
     assert f"{done[0]:,} / {n_sources:,}" in page
 
 
+def test_stored_names_are_escaped_too(web_server, sql, http):
+    """Text that came from ingested files (a cluster's name) is escaped like visitor input."""
+    evil = "<b onmouseover=alert(3)>NGC 0</b>"
+    sql("INSERT INTO xpdb.cluster (name, feh_ref, reference) VALUES (%s, -1, %s)", (evil, evil))
+    try:
+        page = http.get(web_server + "/cone").text
+        assert evil not in page and html.escape(evil, quote=True) in page
+        response = http.get(web_server + "/cone", params={"target": evil, "radius": "1", "unit": "arcmin"})
+        assert response.status_code == 400 and "has no member with a position" in text_of(response.text, "cone-error")
+        assert evil not in response.text
+    finally:
+        sql("DELETE FROM xpdb.cluster WHERE name = %s", (evil,))
+
+
 def test_pages_with_required_tokens(web_db, http):
     """With tokens required, the landing page answers anonymous visitors without the database's contents and
-    the other pages ask for credentials."""
+    the other pages ask for credentials; with a user's token they answer."""
+    import psycopg
+
     from tests.service.conftest import ServerThread, test_settings
     from xpdb.service.app import create_app
+    from xpdb.service.users import add_user, remove_user
 
     app = create_app(test_settings(require_token=True), database_url=web_db["url"], reader_url=web_db["reader_url"])
     with ServerThread(app) as running:
@@ -269,3 +286,14 @@ def test_pages_with_required_tokens(web_db, http):
         assert http.get(running.url + "/query", params={"QUERY": "SELECT TOP 1 * FROM xpdb.gaia_source"}
                         ).status_code == 401
         assert http.get(running.url + "/jobs.json").status_code == 401
+        with psycopg.connect(web_db["url"], autocommit=True) as conn:
+            token = add_user(conn, "webtester")
+        try:
+            auth = {"Authorization": f"Bearer {token}"}
+            assert "gaia_source</a>" in http.get(running.url + "/", headers=auth).text
+            assert http.get(running.url + "/query", params={"QUERY": "SELECT TOP 1 * FROM xpdb.gaia_source"},
+                            headers=auth).status_code == 200
+            assert http.get(running.url + "/jobs.json", auth=("webtester", token)).status_code == 200
+        finally:
+            with psycopg.connect(web_db["url"], autocommit=True) as conn:
+                remove_user(conn, "webtester")
