@@ -297,3 +297,38 @@ def test_pages_with_required_tokens(web_db, http):
         finally:
             with psycopg.connect(web_db["url"], autocommit=True) as conn:
                 remove_user(conn, "webtester")
+
+
+def test_star_page_of_a_bare_source(web_server, sql, http):
+    """A source with only a gaia_source row: the page says what is missing instead of failing."""
+    source_id = 7_000_000_000_000_000_001
+    sql("INSERT INTO xpdb.gaia_source (source_id, ra, dec, phot_g_mean_mag, bp_rp) VALUES (%s, 10, 20, 14.2, 1.1)",
+        (source_id,))
+    try:
+        response = http.get(web_server + f"/star/{source_id}")
+        assert response.status_code == 200
+        page = response.text
+        for words in ("No XP spectrum is stored", "No features computed", "No [Fe/H] prediction",
+                      "No reference label", "Not a member of a stored cluster"):
+            assert words in page, words
+        assert 'id="svae"' not in page and '<figure id="cmd"><svg' in page  # itself, alone in its cone
+    finally:
+        sql("DELETE FROM xpdb.gaia_source WHERE source_id = %s", (source_id,))
+
+
+def test_pages_of_an_empty_database(db_url, http):
+    """A freshly migrated database: every page answers and says that nothing is there yet."""
+    from tests.service.conftest import ServerThread, test_settings
+    from xpdb.db.engine import with_user
+    from xpdb.service.app import create_app
+
+    app = create_app(test_settings(), database_url=db_url, reader_url=with_user(db_url, "xpdb_reader"))
+    with ServerThread(app) as running:
+        pages = {"/": "No model has been trained yet", "/models": "No model has been trained yet",
+                 "/jobs": "No inference job yet", "/cone": "Known clusters: none", "/schema": "xpdb.catalog",
+                 "/query?QUERY=SELECT+COUNT(*)+AS+n+FROM+xpdb.gaia_source": "<td>0</td>"}
+        for path, words in pages.items():
+            response = http.get(running.url + path)
+            assert response.status_code == 200 and words in response.text, path
+        assert "Nothing has been ingested yet" in http.get(running.url + "/").text
+        assert http.get(running.url + "/jobs.json").json() == {"jobs": []}
