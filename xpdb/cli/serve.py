@@ -1,4 +1,4 @@
-"""``xpdb serve``: the IVOA cone search and TAP service over the xpdb database (uvicorn)."""
+"""``xpdb serve``: the IVOA cone search and TAP service, and the web pages, over the xpdb database (uvicorn)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def serve(
                                   help="Server processes sharing the port (each with its pools and job threads)."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level (debug, info, warning, error)."),
 ) -> None:
-    """Serve Simple Cone Search (/scs) and TAP 1.1 (/tap) for TOPCAT, pyvo and astroquery."""
+    """Serve Simple Cone Search (/scs) and TAP 1.1 (/tap) for TOPCAT, pyvo and astroquery, and web pages (/)."""
     import uvicorn
 
     from xpdb.db.embedded import EmbeddedError
@@ -60,7 +60,8 @@ def serve(
         console.print(f"[yellow]warning:[/] {problem}: run `xpdb db migrate` once as a database superuser",
                       highlight=False)
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
-    console.print(f"TAP          http://{shown}:{port}/tap\n"
+    console.print(f"web pages    http://{shown}:{port}/\n"
+                  f"TAP          http://{shown}:{port}/tap\n"
                   f"cone search  http://{shown}:{port}/scs?RA=...&DEC=...&SR=...")
     if processes > 1:  # every process builds the app from the environment (jobs are shared through PostgreSQL)
         os.environ.update(settings.to_env())

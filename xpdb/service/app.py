@@ -1,6 +1,7 @@
 """The ASGI application of ``xpdb serve`` (Starlette): routes, start-up and shutdown.
 
-    /                      a short HTML page naming the endpoints
+    /                      the landing page (what is in the database, status, links); with /query,
+                           /schema, /cone, /star/{source_id}, /models and /jobs: the web pages (web/)
     /scs                   Simple Cone Search 1.03 (RA, DEC, SR, VERB, MAXREC, RESPONSEFORMAT)
     /tap                   TAP 1.1 root: sync, async, capabilities, availability, tables
     /capabilities          TAP and cone search capabilities together
@@ -30,10 +31,10 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from xpdb.service import auth, datalink, scs, tap, uws, vosi
+from xpdb.service import auth, datalink, scs, tap, uws, vosi, web
 from xpdb.service.execute import PublishedTables
 from xpdb.service.executor import JobExecutor
 from xpdb.service.jobs import JobStore
@@ -139,7 +140,7 @@ def create_app(settings: ServiceSettings | None = None, *, database_url: str | N
             service.writers.close()
 
     routes = [
-        Route("/", index, methods=["GET"], name="index"),
+        Route("/", web.index, methods=["GET"], name="index"),
         Route("/scs", scs.cone_search, methods=["GET", "POST"], name="scs"),
         Route("/capabilities", vosi.all_capabilities, methods=["GET"]),
         Route("/tap", tap_root, methods=["GET"], name="tap_root"),
@@ -151,6 +152,7 @@ def create_app(settings: ServiceSettings | None = None, *, database_url: str | N
         Route("/datalink", datalink.links, methods=["GET", "POST"], name="datalink"),
         Route("/datalink/spectrum", datalink.spectrum, methods=["GET", "POST"], name="datalink_spectrum"),
         *uws.ROUTES,
+        *web.ROUTES,
     ]
     middleware = [Middleware(BodyLimit, limit=settings.max_body_bytes, multipart_limit=settings.max_multipart_bytes),
                   Middleware(auth.Authentication)]
@@ -240,25 +242,6 @@ def app_from_env() -> Starlette:
 
     return create_app(ServiceSettings.from_env(), database_url=os.environ.get("XPDB_DATABASE_URL") or None,
                       reader_url=os.environ.get("XPDB_READER_URL") or None)
-
-
-_INDEX = """<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>xpdb</title></head><body>
-<h1>xpdb: Gaia DR3 XP spectra and UA-CSNet [Fe/H]</h1>
-<ul>
-<li>TAP 1.1 (ADQL): <a href="{tap}">{tap}</a> &mdash; <a href="{tap}/tables">tables</a>,
-<a href="{tap}/capabilities">capabilities</a>, <a href="{tap}/availability">availability</a></li>
-<li>Simple Cone Search 1.03: <a href="{scs}?RA=0&amp;DEC=0&amp;SR=0">{scs}</a>?RA=&amp;DEC=&amp;SR= (degrees)</li>
-</ul>
-<p>From Python: <code>pyvo.dal.TAPService("{tap}").run_sync("SELECT TOP 10 * FROM xpdb.catalog")</code></p>
-</body></html>
-"""
-
-
-async def index(request: Request) -> Response:
-    tap_url = str(request.url_for("tap_root")).rstrip("/")
-    scs_url = str(request.url_for("scs"))
-    return HTMLResponse(_INDEX.format(tap=tap_url, scs=scs_url))
 
 
 async def tap_root(request: Request) -> Response:

@@ -5,7 +5,7 @@ A client identifies itself with its token (``xpdb users add NAME``) as
 TOKEN: what TOPCAT and most clients can send). A request without credentials is
 anonymous (``user`` None) - allowed unless the service requires tokens
 (``require_token``), in which case only the VOSI capabilities and availability and the
-index page answer it. Wrong credentials are never treated as anonymous: 401.
+index page (and its stylesheet) answer it. Wrong credentials are never treated as anonymous: 401.
 
 Users matter for asynchronous jobs: a job created with a token belongs to that user, and
 no one else may list, read, change, abort or delete it (see ``uws.py``).
@@ -21,7 +21,7 @@ from starlette.datastructures import Headers
 
 from xpdb.service.documents import error_document
 
-OPEN_PATHS = ("/", "/capabilities", "/tap/capabilities", "/tap/availability")
+OPEN_PATHS = ("/", "/capabilities", "/tap/capabilities", "/tap/availability", "/static/web.css")
 CHALLENGE = 'Bearer realm="xpdb", Basic realm="xpdb"'
 
 

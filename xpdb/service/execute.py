@@ -126,6 +126,19 @@ def run_query(request: TapRequest, *, conn: psycopg.Connection, timeout_s: float
     until MAXREC or ``max_result_bytes`` (the table and its document in the requested format)
     is reached: QUERY_STATUS OVERFLOW, with the reason.
     """
+    table, overflow, message = query_table(request, conn=conn, timeout_s=timeout_s, max_result_bytes=max_result_bytes,
+                                           translate=translate, published=published)
+    rows = len(table)
+    info = {"QUERY": request.query.strip(), "MAXREC": request.maxrec, **(infos or {})}
+    body = result_document(table, request.fmt, overflow=overflow, infos=info, overflow_message=message,
+                           datalink=datalink)
+    return Outcome(body=body, media_type=request.fmt.media_type, rows=rows, overflow=overflow)
+
+
+def query_table(request: TapRequest, *, conn: psycopg.Connection, timeout_s: float,
+                max_result_bytes: int | None = None, translate=None, published=None):
+    """(astropy Table, overflow, overflow message) of ``request``: the checks and rows of :func:`run_query`
+    (the web pages show the same table as HTML); ServiceError on failure."""
     from xpdb.query.adql import ADQLError, to_postgresql
     from xpdb.query.run import check_published, published_tables
 
@@ -145,13 +158,10 @@ def run_query(request: TapRequest, *, conn: psycopg.Connection, timeout_s: float
                               max_bytes=max_result_bytes, encoding=request.fmt.encoding, uploads=request.uploads)
     except QueryError as exc:
         raise ServiceError(f"query failed: {exc}") from None
-    rows, overflow, message = len(result), result.overflow, result.overflow_message
+    overflow, message = result.overflow, result.overflow_message
     table = result.to_table()
     del result  # the table holds the values now
-    info = {"QUERY": request.query.strip(), "MAXREC": request.maxrec, **(infos or {})}
-    body = result_document(table, request.fmt, overflow=overflow, infos=info, overflow_message=message,
-                           datalink=datalink)
-    return Outcome(body=body, media_type=request.fmt.media_type, rows=rows, overflow=overflow)
+    return table, overflow, message
 
 
 def fetch_upload(url: str, max_bytes: int, timeout_s: float = 20.0) -> bytes:
