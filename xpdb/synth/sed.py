@@ -3,9 +3,10 @@
 The continuum is a BOSZ model spectrum shipped with the XP-Extinction-Toolkit (solar
 metallicity, Teff 3750-7250 K, log g 0-5; interpolated linearly in Teff in log flux at
 the nearest log g). Metallicity enters as line blanketing, an optical depth that grows sub-linearly with
-the metal abundance (lines on the flat part of the curve of growth), as Z^0.35:
+the metal abundance (lines on the flat part of the curve of growth), as Z^0.25
+(``BLANKETING_EXPONENT``):
 
-    F(lambda) = F_BOSZ(lambda; Teff, logg) * exp(-tau(lambda; Teff) * (10**(0.35 [Fe/H]) - 1))
+    F(lambda) = F_BOSZ(lambda; Teff, logg) * exp(-tau(lambda; Teff) * (10**(0.25 [Fe/H]) - 1))
 
 so [Fe/H] = 0 returns the BOSZ model, metal-poor stars are brighter in the blue and
 metal-rich ones fainter. The blanketing profile is a smooth blue pseudo-continuum (below
