@@ -17,6 +17,7 @@ import numpy as np
 import psycopg
 import pyarrow as pa
 
+from xpdb.errors import ConfigurationError
 from xpdb.ingest.readers import IngestFileError, TableReader
 from xpdb.ingest import runlog
 from xpdb.ingest.runs import IngestReport, ProgressCallback, file_sha256
@@ -336,7 +337,7 @@ def ingest_labels(url: str, path: Path | str, *, catalog: str, mapping: dict[str
         registry["description"] = description
     if validation_selection is not None:
         if validation_selection not in VALIDATION_SELECTIONS:
-            raise ValueError(f"unknown validation selection {validation_selection!r}; one of "
+            raise ConfigurationError(f"unknown validation selection {validation_selection!r}; one of "
                              f"{', '.join(VALIDATION_SELECTIONS)}")
         registry["validation_selection"] = validation_selection
     return _load(url, LABELS, Path(path), catalog, mapping or {}, radius_arcsec, replace, fmt, registry, None, progress)
@@ -359,7 +360,7 @@ def ingest_members(url: str, path: Path | str, *, cluster: str, mapping: dict[st
     from xpdb.validation import CLUSTER_SELECTIONS
 
     if selection is not None and selection not in CLUSTER_SELECTIONS:
-        raise ValueError(f"unknown cluster selection {selection!r}; one of {', '.join(CLUSTER_SELECTIONS)}")
+        raise ConfigurationError(f"unknown cluster selection {selection!r}; one of {', '.join(CLUSTER_SELECTIONS)}")
     registry = {k: v for k, v in (("feh_ref", feh_ref), ("feh_ref_err", feh_ref_err), ("selection", selection),
                                   ("bp_rp0_min", bp_rp0_min),
                                   ("min_membership_probability", min_membership_probability)) if v is not None}

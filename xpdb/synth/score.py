@@ -8,8 +8,16 @@ training code's (``xpdb.models.training.training_sets`` with ``test_labels``): t
 catalogue's stars of the selection, minus those in the training catalogue.
 
 ``comparison`` condenses the scores of a method and a baseline into the numbers the issue-16
-assertions use: sigma overall and for VMP stars (against labels and truth), and the predicted
-error over the residual sigma in every G bin with enough stars.
+assertions use: sigma overall, the VMP error, and the predicted error over the residual sigma in
+every G bin with enough stars.
+
+The VMP error is the paper's per-bin statistics combined: in each of its two VMP bins ([Fe/H]
+in -3..-2 and below -3) the bias and sigma of the Gaussian fit, sqrt(bias^2 + sigma^2), averaged
+over the two bins (``vmp_error``). The sigma of one Gaussian fitted to all VMP residuals
+(``sigma_vmp``, also reported) is not a fair judge between methods: the fit follows the core of
+the distribution, so a method whose EMP stars are all biased (a linear fit shrinks its
+predictions towards the mean where the spectra carry little signal: +0.5 to +1 dex below -3.5 on
+these skies) moves them out of the core and is rewarded for it.
 """
 
 from __future__ import annotations
@@ -71,13 +79,25 @@ def score_models(url: str, truth: pa.Table | str | Path, refs: Sequence[str], *,
     return out
 
 
+VMP_BINS = ("-3<feh<=-2", "feh<=-3")
+
+
+def vmp_error(metrics: dict) -> float | None:
+    """The mean over the paper's two VMP bins of sqrt(bias^2 + sigma^2) (Gaussian fits; see the module docstring)."""
+    parts = [(metrics["by_feh"].get(b) or {}) for b in VMP_BINS]
+    if any(p.get("sigma") is None for p in parts):
+        return None
+    return float(np.mean([np.hypot(p["bias"], p["sigma"]) for p in parts]))
+
+
 def headline(scores: dict, against: str = "labels", scope: str = "g<15") -> dict:
-    """sigma overall and VMP, bias, and the error ratios per judged G bin, of one model's scores."""
+    """sigma overall, the VMP error, the VMP sigma, bias, and the error ratios per judged G bin, of one model."""
     m = scores[against][scope]
     ratios = [(b["g_min"], b["g_max"], b["n"], b["median_predicted_error"] / b["residual_sigma"])
               for b in m["by_g"] if b["n"] >= MIN_BIN and b.get("residual_sigma")]
     return {"n": m["overall"]["n"], "bias": m["overall"]["bias"], "sigma": m["overall"]["sigma"],
-            "n_vmp": m["vmp"]["n"], "sigma_vmp": m["vmp"]["sigma"], "error_ratios": ratios}
+            "n_vmp": m["vmp"]["n"], "sigma_vmp": m["vmp"]["sigma"], "vmp_error": vmp_error(m),
+            "error_ratios": ratios}
 
 
 def comparison(method: dict, baseline: dict, scope: str = "g<15") -> dict:
