@@ -18,6 +18,7 @@ from xpdb.synth.score import ERROR_RATIO_LIMIT
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)  # a UA-CSNet ensemble: minutes on two cores, more when they are shared
 def test_demo_end_to_end_and_again(db_url, tmp_path):
     home = tmp_path / "home"
     first = run_demo(home, real=False, say=lambda text: None)  # the real-star part: test_private_home, test_real_stars

@@ -58,6 +58,7 @@ def skies(pg_server, template_url, tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(5400)  # three skies and ensembles: about 10 minutes of CPU on two free cores
 def test_uacsnet_beats_the_ridge_baseline_in_the_mean_over_three_skies(skies):
     from xpdb.synth.score import headline
 
@@ -74,6 +75,7 @@ def test_uacsnet_beats_the_ridge_baseline_in_the_mean_over_three_skies(skies):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(5400)
 def test_predicted_errors_follow_the_residuals_in_every_g_bin(skies):
     from xpdb.synth.score import ERROR_RATIO_LIMIT, MIN_BIN, headline
 

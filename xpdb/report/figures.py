@@ -164,7 +164,8 @@ def cluster_figure(conn, model_id: int, path: Path) -> Path:
         title = name if mean is None else f"{name}\n{mean:+.2f} +- {sigma:.2f} (N={n}, {clipped} clipped)"
         ax.set_title(title, fontsize=9)
         ax.set_xlabel(FEH_LABEL)
-        ax.legend(fontsize=6, loc="upper left")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6, loc="upper left")
         note = cuts + (f", (BP-RP)0 > {colour:g}" if colour is not None else "")
         ax.text(0.98, 0.98, note, transform=ax.transAxes, fontsize=5.5, ha="right", va="top", wrap=True)
     sources = sorted({r[7] for r in clusters if r[7]})
