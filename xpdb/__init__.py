@@ -9,6 +9,7 @@ The public surface:
   sql, export, report, models (see ``xpdb.api``);
 * ``xpdb.calibrate(data)`` and ``xpdb.features(data, ebv)``: the spectra math, with no
   database (importing them loads neither a database driver nor the file parsers);
+* ``xpdb.synthetic_sky(n, out)``: a synthetic sky in the archive's formats, with known truth;
 * ``xpdb.XpdbError``: the base of every error xpdb raises on purpose (``xpdb.errors``).
 
 Names are imported on first use, so ``import xpdb`` is cheap.
@@ -32,6 +33,7 @@ _EXPORTS = {
     "calibrate": ("xpdb.xp.calibrate", "calibrate"),
     "features": ("xpdb.xp.features", "features_of"),
     "Preprocessing": ("xpdb.xp.features", "Preprocessing"),
+    "synthetic_sky": ("xpdb.synth", "synthetic_sky"),
     "XpdbError": ("xpdb.errors", "XpdbError"),
 }
 

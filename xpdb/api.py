@@ -221,7 +221,12 @@ class Database:
         return reports
 
     def ingest_runs(self, limit: int = 20):
-        """The most recent file loads as a Table (newest first)."""
+        """The most recent file loads as a Table (newest first).
+
+        Examples
+        --------
+        >>> db.ingest_runs(5)["run_id", "kind", "status", "rows_loaded"]   # doctest: +SKIP
+        """
         from astropy.table import Table
 
         from xpdb.ingest import runlog
@@ -234,7 +239,12 @@ class Database:
                            for r in runs] or None, names=names)
 
     def rejects(self, run_id: int, limit: int = 1000):
-        """The rejected rows of one load: file row, source_id, column, reason, value."""
+        """The rejected rows of one load: file row, source_id, column, reason, value.
+
+        Examples
+        --------
+        >>> db.rejects(3)["row", "column", "reason"]                     # doctest: +SKIP
+        """
         from astropy.table import Table
 
         from xpdb.ingest import runlog
@@ -248,7 +258,12 @@ class Database:
     # -- features ------------------------------------------------------------------------------------
     def features(self, *, where: str | None = None, preprocessing=None, recompute: bool = False,
                  batch_size: int = 5000, progress: Progress | None = None):
-        """Compute and store the 60-pixel features of every source that lacks them; returns counts."""
+        """Compute and store the 60-pixel features of every source that lacks them; returns counts.
+
+        Examples
+        --------
+        >>> db.features(where="phot_g_mean_mag < 15").usable              # doctest: +SKIP
+        """
         from xpdb.xp.features import Preprocessing
         from xpdb.xp.store import compute_missing_features
 
@@ -257,14 +272,17 @@ class Database:
 
     # -- models --------------------------------------------------------------------------------------
     def train(self, kind: str = "uacsnet", *, labels: str, split: str | None = None, test_labels: str | None = None,
-              selection: str = "giant_sample", name: str | None = None, config: Any = None,
+              selection: str = "giant_sample", train_selection: str | None = None, name: str | None = None,
+              config: Any = None,
               preprocessing=None, ablation: bool = True, reuse_existing: bool = False,
               on_epoch: Callable | None = None, on_stage: Callable[[str], None] | None = None,
               **hyperparameters: Any) -> Model:
         """Train a model kind, evaluate it on the test stars and store it in the registry.
 
         ``split="fixed"`` trains on ``xpdb.split_of(source_id) = 'train'`` stars of ``labels``
-        and tests on the rest; ``test_labels`` instead tests on another catalogue.
+        and tests on the rest; ``test_labels`` instead tests on another catalogue. The test
+        stars are those of ``selection``; ``train_selection`` may draw the training stars
+        from a wider one (e.g. ``model_domain``: dwarfs too).
         Hyperparameters not given keep the kind's defaults (``UACSNetConfig``, ...).
 
         Examples
@@ -287,7 +305,8 @@ class Database:
         from xpdb.xp.features import Preprocessing
 
         outcome = train_model(self.url, kind, labels=labels, test_labels=test_labels, split=split,
-                              selection=selection, name=name, config=config, ablation=ablation,
+                              selection=selection, train_selection=train_selection, name=name, config=config,
+                              ablation=ablation,
                               preprocessing=preprocessing or Preprocessing(), reuse_existing=reuse_existing,
                               on_epoch=on_epoch, on_stage=on_stage)
         return self._model(outcome.record)
@@ -299,14 +318,25 @@ class Database:
 
     def model(self, ref: str | None = None) -> Model:
         """A stored model by ``NAME`` (newest version) or ``NAME:VERSION``; None: the catalogue's model
-        (the newest UA-CSNet with predictions)."""
+        (the newest UA-CSNet with predictions).
+
+        Examples
+        --------
+        >>> db.model("uacsnet").summary()["sigma"]                      # doctest: +SKIP
+        0.09
+        """
         from xpdb.models import registry
 
         with self._connect() as conn:
             return self._model(registry.find(conn, ref) if ref else registry.default(conn))
 
     def models(self):
-        """Every stored model as a Table: reference, kind, training catalogue, size and test sigma."""
+        """Every stored model as a Table: reference, kind, training catalogue, size and test sigma.
+
+        Examples
+        --------
+        >>> db.models()["ref", "kind", "sigma"]                          # doctest: +SKIP
+        """
         from astropy.table import Table
 
         from xpdb.models import registry
@@ -328,6 +358,10 @@ class Database:
 
         Models are comparable when their test sets have the same hash (the same stars,
         labels and inputs); the ``same_stars`` column says whether each matches the first.
+
+        Examples
+        --------
+        >>> db.compare(["uacsnet-real", "xgboost-real", "ridge-real"])  # doctest: +SKIP
         """
         from astropy.table import Table
 
@@ -351,7 +385,13 @@ class Database:
                                                "sigma_vmp", "err_ratio_min", "err_ratio_max", "same_stars"))
 
     def delete_model(self, ref: str) -> Model:
-        """Delete a model version (and its predictions)."""
+        """Delete a model version (and its predictions).
+
+        Examples
+        --------
+        >>> db.delete_model("uacsnet:3").ref                             # doctest: +SKIP
+        'uacsnet:3'
+        """
         from xpdb.models import registry
 
         with self._connect() as conn:
@@ -367,6 +407,12 @@ class Database:
 
         With ``wait=False`` (or ``workers=0``) the job is only created: workers anywhere
         (``xpdb jobs work``) pick it up. Every selected source gets exactly one prediction.
+
+        Examples
+        --------
+        >>> job = db.infer("uacsnet", selection="final_sample", workers=2, wait=False)  # doctest: +SKIP
+        >>> job.wait().state                                             # doctest: +SKIP
+        'done'
         """
         from xpdb.jobs.batches import create_job, get_job
         from xpdb.jobs.runner import spawn_workers
@@ -386,13 +432,25 @@ class Database:
         return handle
 
     def job(self, job_id: int) -> Job:
+        """A handle on an existing job (created here or by ``xpdb infer`` elsewhere).
+
+        Examples
+        --------
+        >>> db.job(7).progress()                                         # doctest: +SKIP
+        {'done': {'batches': 3, 'sources': 51234}}
+        """
         from xpdb.jobs.batches import get_job
 
         with self._connect() as conn:
             return Job(self, job_id, get_job(conn, job_id).n_sources)
 
     def jobs(self):
-        """Recent inference jobs as a Table."""
+        """Recent inference jobs as a Table.
+
+        Examples
+        --------
+        >>> db.jobs()["job_id", "state", "n_sources"]                     # doctest: +SKIP
+        """
         from astropy.table import Table
 
         from xpdb.jobs.batches import batch_counts, list_jobs
@@ -412,6 +470,10 @@ class Database:
         Positions in degrees or sexagesimal text; radius in degrees or with a unit
         ("30arcsec", "10arcmin"). Returns an astropy Table (``meta['overflow']`` when
         more rows matched than ``limit``).
+
+        Examples
+        --------
+        >>> db.cone("15:18:33.2", "+02:04:51.7", "10arcmin")["source_id", "feh", "dist_arcsec"]  # doctest: +SKIP
         """
         from xpdb.query.cone import DEFAULT_COLUMNS, cone, parse_position, parse_radius
 
@@ -422,22 +484,36 @@ class Database:
         return _table(result)
 
     def query(self, adql: str, *, limit: int | None = None, timeout: float | None = None):
-        """An ADQL query (translated for q3c), run read-only; an astropy Table."""
-        from xpdb.query.adql import to_postgresql
-        from xpdb.query.run import run_readonly
+        """An ADQL query (translated for q3c), run read-only; an astropy Table.
 
-        translated = to_postgresql(adql, max_rows=limit)
-        return _table(run_readonly(translated.sql, **_limits(limit, timeout)))
+        Examples
+        --------
+        >>> db.query("SELECT TOP 3 source_id, feh FROM catalog ORDER BY feh")  # doctest: +SKIP
+        """
+        from xpdb.query.run import run_user_query
+
+        return _table(run_user_query(adql, language="adql", url=self.reader_url, **_limits(limit, timeout))[0])
 
     def sql(self, statement: str, *, limit: int | None = None, timeout: float | None = None):
-        """A single PostgreSQL SELECT, run read-only as the reader role; an astropy Table."""
-        from xpdb.query.run import run_readonly
+        """A single PostgreSQL SELECT, run read-only as the reader role; an astropy Table.
 
-        return _table(run_readonly(statement, **_limits(limit, timeout)))
+        Examples
+        --------
+        >>> db.sql("SELECT catalog, n, sigma FROM xpdb.validation_summary WHERE scope = 'g<15'")  # doctest: +SKIP
+        """
+        from xpdb.query.run import run_user_query
+
+        return _table(run_user_query(statement, language="sql", url=self.reader_url, **_limits(limit, timeout))[0])
 
     def export(self, path: str | Path, *, model: str | None = None, format: str | None = None,
                progress: Progress | None = None) -> int:
-        """Write a model's Table 2 catalogue (fits, parquet, csv, votable); returns the rows written."""
+        """Write a model's Table 2 catalogue (fits, parquet, csv, votable); returns the rows written.
+
+        Examples
+        --------
+        >>> db.export("catalog.parquet")                                  # doctest: +SKIP
+        20931
+        """
         from xpdb.query.export import EXPORT_FORMATS, export_catalog
 
         path = Path(path)
@@ -450,7 +526,13 @@ class Database:
         return export_catalog(self.url, record.model_id, fmt, path, info={"model": record.ref}, progress=progress)
 
     def report(self, out: str | Path, *, model: str | None = None) -> Path:
-        """The validation report (figures and an HTML page) of a model; returns the page's path."""
+        """The validation report (figures and an HTML page) of a model; returns the page's path.
+
+        Examples
+        --------
+        >>> db.report("report/")                                          # doctest: +SKIP
+        PosixPath('report/index.html')
+        """
         from xpdb.report import build_report
 
         record = self.model(model)

@@ -193,7 +193,7 @@ def _real_stars(result: DemoResult, url: str, epochs: int | None, say: Callable[
         run = db.features(where="x.source_id IN (SELECT source_id FROM xpdb.reference_label WHERE catalog = 'APOGEE')")
         st.note = f"{run.processed:,} computed" if run.processed else "all present"
     common = dict(labels="APOGEE", split="fixed", selection="spectroscopic_giants", photometry=list(REAL_PHOTOMETRY),
-                  reuse_existing=True)
+                  reuse_existing=True)  # the configuration bench/real.py chose on the development split
     cap = {} if epochs is None else {"epochs": epochs, "patience": epochs}
     models = {}
     with _stage(result, "real stars: UA-CSNet", say) as st:

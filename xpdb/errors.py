@@ -28,12 +28,17 @@ class IngestError(XpdbError):
 
 
 class IngestFileError(IngestError):
-    """A file that cannot be read as a whole (truncated, corrupt, unknown format), naming it and where."""
+    """A file that cannot be read as a whole (truncated, corrupt, unknown format), naming it and where.
 
-    def __init__(self, path: Path | str, message: str, position: str | None = None):
+    ``kept`` says what of the file stays in the database when that is not nothing (a
+    chunked load interrupted by the database: its committed chunks, resumed next time).
+    """
+
+    def __init__(self, path: Path | str, message: str, position: str | None = None, *, kept: str | None = None):
         self.path = str(path)
         self.position = position
-        where = f" at {position}" if position else ""
+        self.kept = kept
+        where = "" if not position else f" {position}" if position.startswith("after") else f" at {position}"
         super().__init__(f"{path}{where}: {message}")
 
 

@@ -32,19 +32,30 @@ class PredictionFlag(IntFlag):
     NOT_GIANT = 32
 
 
-DESCRIPTIONS: dict[IntFlag, str] = {
-    FeatureFlag.MISSING_EBV: "missing E(B-V): the spectrum cannot be dereddened",
-    FeatureFlag.MISSING_BAND: "BP or RP spectrum missing",
-    FeatureFlag.NOT_COMPUTABLE: "features not computable (a pixel or the normalisation is not finite and positive)",
-    FeatureFlag.CORRECTION_RANGE: "outside the validity range of the systematic-error correction",
-    FeatureFlag.NO_SPECTRUM: "no XP spectrum stored",
-    PredictionFlag.OUTSIDE_COLOUR: "outside the model's colour domain 0.7 < (BP-RP)0 < 1.9",
-    PredictionFlag.FAINT: "G > 15: FEH_err not recommended (section 4.1)",
-    PredictionFlag.HIGH_EXTINCTION: "E(B-V) >= 0.5: outside the final sample (section 4.3)",
-    PredictionFlag.MISSING_BAND: "BP or RP spectrum missing",
-    PredictionFlag.NO_FEATURES: "features not computable: no prediction",
-    PredictionFlag.NOT_GIANT: "fails the six giant_sample cuts (section 2.3)",
+# Keyed by class, then name: members of the two kinds share values (and IntFlag members hash as ints).
+DESCRIPTIONS: dict[type[IntFlag], dict[str, str]] = {
+    FeatureFlag: {
+        "MISSING_EBV": "missing E(B-V): the spectrum cannot be dereddened",
+        "MISSING_BAND": "BP or RP spectrum missing",
+        "NOT_COMPUTABLE": "features not computable (a pixel or the normalisation is not finite and positive)",
+        "CORRECTION_RANGE": "outside the validity range of the systematic-error correction",
+        "NO_SPECTRUM": "no XP spectrum stored",
+    },
+    PredictionFlag: {
+        "OUTSIDE_COLOUR": "outside the model's colour domain 0.7 < (BP-RP)0 < 1.9",
+        "FAINT": "G > 15: FEH_err not recommended (section 4.1)",
+        "HIGH_EXTINCTION": "E(B-V) >= 0.5: outside the final sample (section 4.3)",
+        "MISSING_BAND": "BP or RP spectrum missing",
+        "NO_FEATURES": "features not computable: no prediction",
+        "NOT_GIANT": "fails the six giant_sample cuts (section 2.3)",
+    },
 }
+
+
+def description(bit: IntFlag) -> str:
+    """What one flag bit means."""
+    return DESCRIPTIONS[type(bit)][bit.name]
+
 
 # Feature flags that make the input unusable: the model is not run on such a star.
 UNUSABLE_FEATURES = FeatureFlag.MISSING_EBV | FeatureFlag.NOT_COMPUTABLE | FeatureFlag.NO_SPECTRUM
@@ -58,15 +69,15 @@ def describe(value: int, kind: type[IntFlag] = PredictionFlag) -> list[str]:
     >>> describe(2 | 4)
     ['G > 15: FEH_err not recommended (section 4.1)', 'E(B-V) >= 0.5: outside the final sample (section 4.3)']
     """
-    return [DESCRIPTIONS[bit] for bit in kind if int(value) & int(bit)]
+    return [description(bit) for bit in kind if int(value) & int(bit)]
 
 
 def column_description(kind: type[IntFlag]) -> str:
     """One line for a ``flags`` column: every bit with its meaning."""
-    return "bit flags: " + "; ".join(f"{int(bit)} = {DESCRIPTIONS[bit]}" for bit in kind)
+    return "bit flags: " + "; ".join(f"{int(bit)} = {description(bit)}" for bit in kind)
 
 
 def markdown_table(kind: type[IntFlag]) -> str:
     """The README's table of one flag kind."""
-    rows = [f"| {int(bit)} | `{bit.name}` | {DESCRIPTIONS[bit]} |" for bit in kind]
+    rows = [f"| {int(bit)} | `{bit.name}` | {description(bit)} |" for bit in kind]
     return "\n".join(["| bit | name | meaning |", "|---|---|---|", *rows])

@@ -19,7 +19,7 @@ def upgrade() -> None:
     op.execute(frozen_sql(revision, "statistics.sql"))
     op.execute(frozen_sql(revision, "views.sql"))
     op.execute("SELECT xpdb.refresh_xm_views()")
-    op.execute(frozen_sql(revision, "roles.sql"))
+    op.execute(frozen_sql("0001_store", "roles.sql"))  # the same grants again, for the new views
 
 
 def downgrade() -> None:

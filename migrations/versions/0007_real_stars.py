@@ -10,19 +10,11 @@ lists every source with either representation; ``xp_features.xp_input`` says whi
 the features came from. ``xpdb.split_of`` is the fixed train/test split.
 """
 
-from alembic import op
-
-from xpdb.db.migrate import frozen_sql
+from xpdb.db.migrate import frozen_steps
 
 revision = "0007_real_stars"
 down_revision = "0006_tap"
 branch_labels = None
 depends_on = None
 
-
-def upgrade() -> None:
-    op.execute(frozen_sql(revision, "upgrade.sql"))
-
-
-def downgrade() -> None:
-    op.execute(frozen_sql(revision, "downgrade.sql"))
+upgrade, downgrade = frozen_steps(revision)

@@ -5,19 +5,11 @@ Revises: 0007_real_stars
 Create Date: 2026-11-27
 """
 
-from alembic import op
-
-from xpdb.db.migrate import frozen_sql
+from xpdb.db.migrate import frozen_steps
 
 revision = "0008_catalog"
 down_revision = "0007_real_stars"
 branch_labels = None
 depends_on = None
 
-
-def upgrade() -> None:
-    op.execute(frozen_sql(revision, "upgrade.sql"))
-
-
-def downgrade() -> None:
-    op.execute(frozen_sql(revision, "downgrade.sql"))
+upgrade, downgrade = frozen_steps(revision)

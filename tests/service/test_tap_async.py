@@ -55,7 +55,7 @@ def test_run_async_reports_errors(server, http):
     tap = TAPService(server + "/tap", session=http)
     with pytest.raises(DALQueryError, match="ADQL error: line 1"):
         tap.run_async("SELECT FROM xpdb.gaia_source")
-    with pytest.raises(DALQueryError, match='relation "nowhere" does not exist'):
+    with pytest.raises(DALQueryError, match="there is no table 'nowhere' here"):
         tap.run_async("SELECT * FROM nowhere")
 
 
@@ -80,7 +80,7 @@ def test_uws_job_life_cycle(server, http):
                      allow_redirects=False).status_code == 303
     assert http.get(url + "/executionduration").text == "60"  # the server's limit
     listing = ET.fromstring(http.get(server + "/tap/async").content)
-    assert url.rsplit("/", 1)[1] in {ref.get("id") for ref in listing.findall(f"{UWS}jobref")}
+    assert listing.findall(f"{UWS}jobref") == []  # anonymous jobs are never listed (tests/security: owners)
     pending = ET.fromstring(http.get(server + "/tap/async", params={"PHASE": "PENDING"}).content)
     assert all(ref.find(f"{UWS}phase").text == "PENDING" for ref in pending.findall(f"{UWS}jobref"))
 

@@ -46,8 +46,9 @@ def test_tables_listing(server, http, service_db):
     assert columns["source_id"].ucd == "meta.id;meta.main" and columns["source_id"].datatype.content == "long"
     assert "indexed" in columns["ra"].flags
     assert all(c.description for c in gaia.columns)
-    prediction = tables["xpdb.prediction"]
-    assert [fk.targettable for fk in prediction.foreignkeys] == ["xpdb.model"]
+    features = tables["xpdb.xp_features"]
+    assert [fk.targettable for fk in features.foreignkeys] == ["xpdb.preprocessing"]
+    assert tables["xpdb.prediction"].foreignkeys == []  # its key refers to xpdb.model, which is internal
     assert tables["xpdb.catalog"].description.startswith("UA-CSNet catalogue")
 
 

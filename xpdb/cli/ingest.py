@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from xpdb.cli.console import console, fail, out, parse_mapping, print_table, progress_bar, session
-from xpdb.errors import IngestFileError
+from xpdb.errors import IngestFileError, XpdbError
 from xpdb.ingest.readers import FORMATS
 
 app = typer.Typer(help="Load Gaia archive files (XP_CONTINUOUS, XP_SAMPLED, gaia_source), reference catalogues "
@@ -15,7 +15,10 @@ app = typer.Typer(help="Load Gaia archive files (XP_CONTINUOUS, XP_SAMPLED, gaia
 
 FILES = typer.Argument(..., exists=False, help="Files (csv, ecsv, fits, votable, parquet; optionally .gz).")
 REPLACE = typer.Option(False, "--replace", help="Load again even if loaded before; upsert rows by source_id.")
-ALLOW = typer.Option(False, "--allow-rejects", help="Exit 0 even when rows were rejected.")
+ALLOW = typer.Option(False, "--allow-rejects",
+                     help="Exit 0 even when rows were rejected. It changes nothing else: with or without it the "
+                          "valid rows are loaded and committed, and rejected rows are recorded (xpdb ingest "
+                          "rejects RUN); without it the command exits 2 when any row was rejected.")
 FORMAT = typer.Option(None, "--format", help=f"Force the format ({', '.join(FORMATS)}).")
 
 
@@ -40,9 +43,17 @@ def _summarise(reports: list, allow_rejects: bool) -> None:
             console.print(f"  ... {r.rows_rejected - len(r.rejects)} more; see "
                           f"`xpdb ingest rejects {r.run_id}`")
     rejected = sum(r.rows_rejected for r in reports)
-    if rejected and not allow_rejects:
-        console.print(f"[red]{rejected} row(s) rejected[/] (use --allow-rejects to accept a partial load)")
-        raise typer.Exit(2)
+    if rejected:
+        loaded = sum(r.rows_loaded for r in reports)
+        runs = ", ".join(str(r.run_id) for r in reports if r.rows_rejected)
+        console.print(f"[{'yellow' if allow_rejects else 'red'}]{rejected:,} row(s) rejected[/] and recorded "
+                      f"(`xpdb ingest rejects RUN`, run {runs}); the {loaded:,} valid row(s) were loaded and "
+                      "committed all the same", highlight=False)
+        if not allow_rejects:
+            console.print("exit status 2 because rows were rejected (--allow-rejects: exit 0 for such a load; "
+                          "to load the rejected rows, fix them and load the file again with --replace)",
+                          highlight=False)
+            raise typer.Exit(2)
 
 
 def _load_files(kind: str, files: list[Path], allow_rejects: bool, **options) -> None:
@@ -54,8 +65,30 @@ def _load_files(kind: str, files: list[Path], allow_rejects: bool, **options) ->
                 reports += db.ingest(kind, path, progress=update, **options)
         except IngestFileError as exc:
             _summarise(reports, allow_rejects=True)
-            fail(f"{exc} - nothing from this file was stored")
+            _fail_file(path, exc)
     _summarise(reports, allow_rejects)
+
+
+def _fail_file(path: Path, exc: Exception) -> None:
+    """One line for a file that could not be loaded (XPDB_DEBUG=1 also prints the traceback)."""
+    import os
+
+    import psycopg
+
+    if os.environ.get("XPDB_DEBUG"):
+        console.print_exception()
+    if isinstance(exc, IngestFileError):
+        fail(f"{exc} - " + (exc.kept or "nothing from this file was stored"))
+    if isinstance(exc, KeyError):  # --map naming a column the file lacks
+        fail(f"{path}: {exc.args[0] if exc.args else exc} - nothing from this file was stored")
+    if isinstance(exc, XpdbError):
+        fail(f"{path}: {exc} - nothing from this file was stored")
+    if isinstance(exc, psycopg.Error):
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        fail(f"{path}: the database failed during the load ({reason}) - nothing from this file was committed")
+    if isinstance(exc, (OSError, ValueError, UnicodeError)):
+        fail(f"{path}: {type(exc).__name__}: {exc} - nothing from this file was stored")
+    fail(f"{path}: unexpected {type(exc).__name__}: {exc} (XPDB_DEBUG=1 shows where) - the load was rolled back")
 
 
 @app.command("xp")
@@ -158,7 +191,8 @@ def ingest_apogee_library(
     if report.labels is not None and report.labels.rows_rejected:
         _summarise([report.labels], allow_rejects)
     if report.rejects and not allow_rejects:
-        console.print(f"[red]{len(report.rejects)} row(s) rejected[/] (use --allow-rejects to accept)")
+        console.print(f"[red]{len(report.rejects)} row(s) rejected[/] and recorded; the valid rows were loaded and "
+                      "committed all the same (exit status 2; --allow-rejects: exit 0)", highlight=False)
         raise typer.Exit(2)
 
 

@@ -33,6 +33,7 @@ def infer(
 ) -> None:
     """Predict [Fe/H] and its error for a selection of sources, in leased batches, with K workers."""
     from xpdb.jobs.batches import JobError, create_job, get_job
+    from xpdb.jobs.batches import resume as resume_job
     from xpdb.jobs.runner import follow, spawn_workers
     from xpdb.models.registry import ModelNotFound, default, find
 
@@ -54,10 +55,7 @@ def infer(
     with conn:
         try:
             if resume is not None:
-                job_id = resume
-                job = get_job(conn, job_id)
-                conn.execute("UPDATE xpdb.job SET state = 'running' WHERE job_id = %s AND state = 'failed'", (job_id,))
-                conn.commit()
+                job = resume_job(conn, resume)
             else:
                 record = find(conn, model) if model else default(conn)
                 job_id = create_job(conn, model_id=record.model_id, selection=selection, where=where, batch_size=batch,

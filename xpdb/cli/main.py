@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from xpdb import __version__
-from xpdb.cli import db, ingest, jobs, models, query, report, serve, spectra
+from xpdb.cli import db, ingest, jobs, models, query, report, serve, spectra, users
 from xpdb.cli.console import XpdbGroup
 
 app = typer.Typer(
@@ -29,6 +29,7 @@ app.add_typer(query.export_app, name="export")
 app.command("report")(report.report)
 app.command("demo")(report.demo)
 app.command("serve")(serve.serve)
+app.add_typer(users.app, name="users")
 
 
 @app.command()

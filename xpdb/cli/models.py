@@ -64,6 +64,8 @@ TEST_LABELS = typer.Option(None, "--test-labels", help="A separate test catalogu
 SELECTION = typer.Option("giant_sample", "--selection", help="giant_sample (the six cuts), spectroscopic_giants "
                          "(colour domain and the catalogue's logg < 3.6: real stars without parallaxes), "
                          "final_sample, model_domain.")
+TRAIN_SELECTION = typer.Option(None, "--train-selection", help="Draw the training stars from another selection "
+                               "(e.g. model_domain: dwarfs too); the test stars stay those of --selection.")
 PHOTOMETRY = typer.Option(None, "--photometry", help="Extra inputs beside the features, comma-separated: "
                           "g0, bp_rp0, j_h0, j_ks0, g_ks0, ebv.")
 NAME = typer.Option(None, "--name", help="Model name (default: the kind); each training adds a version.")
@@ -84,13 +86,14 @@ def _parse_set(items: list[str] | None) -> dict:
 
 
 def _train(kind: str, *, labels, split, test_labels, selection, photometry, name, overrides: dict, total: int | None,
-           ablation: bool = True) -> None:
+           ablation: bool = True, train_selection: str | None = None) -> None:
     if photometry:
         overrides["photometry"] = [p.strip() for p in photometry.split(",") if p.strip()]
     db = session()
     with progress_bar(f"training {kind}", total=total, unit="epochs") as update:
-        model = db.train(kind, labels=labels, split=split, test_labels=test_labels, selection=selection, name=name,
-                         ablation=ablation, on_epoch=lambda epoch, logs: update(epoch), **overrides)
+        model = db.train(kind, labels=labels, split=split, test_labels=test_labels, selection=selection,
+                         train_selection=train_selection, name=name, ablation=ablation,
+                         on_epoch=lambda epoch, logs: update(epoch), **overrides)
     print_metrics(model.metrics)
     console.print(f"stored model [bold]{model.ref}[/] (id {model.model_id})")
 
@@ -98,7 +101,7 @@ def _train(kind: str, *, labels, split, test_labels, selection, photometry, name
 @train_app.command("uacsnet")
 def train_uacsnet(
     labels: str = LABELS, split: str = SPLIT, test_labels: str = TEST_LABELS, selection: str = SELECTION,
-    photometry: str = PHOTOMETRY, name: str = NAME,
+    train_selection: str = TRAIN_SELECTION, photometry: str = PHOTOMETRY, name: str = NAME,
     epochs: int = typer.Option(3000, "--epochs", help="Maximum epochs (early stopping on a validation hold-out)."),
     patience: int = typer.Option(500, "--patience", help="Epochs without improvement before stopping."),
     members: int = typer.Option(1, "--members", help="Train an ensemble of this many networks (averaged)."),
@@ -109,25 +112,25 @@ def train_uacsnet(
     """Train UA-CSNet (Yang et al.), evaluate it on the test stars, store a model version."""
     overrides = {"epochs": epochs, "patience": patience, "members": members, "seed": seed, **_parse_set(set_)}
     _train("uacsnet", labels=labels, split=split, test_labels=test_labels, selection=selection, photometry=photometry,
-           name=name, overrides=overrides, total=epochs * members, ablation=ablation)
+           name=name, overrides=overrides, total=epochs * members, ablation=ablation, train_selection=train_selection)
 
 
 @train_app.command("ridge")
 def train_ridge(labels: str = LABELS, split: str = SPLIT, test_labels: str = TEST_LABELS,
-                selection: str = SELECTION, photometry: str = PHOTOMETRY, name: str = NAME,
-                set_: list[str] = SET) -> None:
+                selection: str = SELECTION, train_selection: str = TRAIN_SELECTION, photometry: str = PHOTOMETRY,
+                name: str = NAME, set_: list[str] = SET) -> None:
     """Train the ridge-regression baseline on the same features and split."""
     _train("ridge", labels=labels, split=split, test_labels=test_labels, selection=selection, photometry=photometry,
-           name=name, overrides=_parse_set(set_), total=None)
+           name=name, overrides=_parse_set(set_), total=None, train_selection=train_selection)
 
 
 @train_app.command("xgboost")
 def train_xgboost(labels: str = LABELS, split: str = SPLIT, test_labels: str = TEST_LABELS,
-                  selection: str = SELECTION, photometry: str = PHOTOMETRY, name: str = NAME,
-                  set_: list[str] = SET) -> None:
+                  selection: str = SELECTION, train_selection: str = TRAIN_SELECTION, photometry: str = PHOTOMETRY,
+                  name: str = NAME, set_: list[str] = SET) -> None:
     """Train the gradient-boosted-trees baseline (XGBoost, as Andrae et al. 2023) on the same features and split."""
     _train("xgboost", labels=labels, split=split, test_labels=test_labels, selection=selection,
-           photometry=photometry, name=name, overrides=_parse_set(set_), total=None)
+           photometry=photometry, name=name, overrides=_parse_set(set_), total=None, train_selection=train_selection)
 
 
 @models_app.command("list")

@@ -40,7 +40,8 @@ def _emit(result, fmt: str, out: Path | None, info: dict) -> None:
     except OutputError as exc:
         fail(str(exc))
     if result.overflow:
-        console.print(f"[yellow]overflow:[/] more than {result.max_rows:,} rows match; raise --limit or narrow the query")
+        hint = "raise --max-mb" if result.overflow_reason == "bytes" else "raise --limit"
+        console.print(f"[yellow]overflow:[/] {result.overflow_message}; {hint} or narrow the query", highlight=False)
     if out:
         console.print(f"{len(result):,} rows written to {out}")
 
@@ -74,32 +75,30 @@ def cone(
 def query(
     text: str = typer.Argument(..., help="An ADQL query (or PostgreSQL with --sql); '-' reads it from stdin."),
     sql: bool = typer.Option(False, "--sql", help="The query is PostgreSQL, not ADQL (same read-only rules)."),
-    limit: int = typer.Option(100000, "--limit", help="Maximum rows returned (overflow is reported)."),
-    timeout: float = typer.Option(60.0, "--timeout", help="Statement timeout in seconds."),
+    limit: int = typer.Option(100000, "--limit", min=0, help="Maximum rows returned (overflow is reported)."),
+    timeout: float = typer.Option(60.0, "--timeout", min=0.001, help="Statement timeout in seconds (the whole query)."),
+    max_mb: float = typer.Option(1000.0, "--max-mb", min=0.001,
+                                 help="Largest result held, in MB: the table (text 4 bytes a character) and "
+                                      "its output; rows beyond it are not fetched (overflow is reported)."),
     show_sql: bool = typer.Option(False, "--show-sql", help="Print the PostgreSQL the ADQL became."),
     fmt: str = FORMAT, out: Path = OUT,
 ) -> None:
-    """Run ADQL (translated to PostgreSQL with q3c) read-only, as the Gaia archive's users write it."""
+    """Run ADQL (translated to PostgreSQL with q3c) read-only, as the Gaia archive's users write it.
+
+    ADQL may read the tables TAP_SCHEMA publishes; ``--sql`` runs one PostgreSQL query (SELECT,
+    VALUES or WITH) as the read-only role. Rows are fetched in chunks until --limit or --max-mb.
+    """
     import sys
 
-    from xpdb.query.adql import ADQLError, to_postgresql
-    from xpdb.query.run import QueryError, run_readonly
+    from xpdb.query.run import run_user_query
 
     if text == "-":
         text = sys.stdin.read()
-
-    session().url
-    try:
-        if sql:
-            statement = text
-        else:
-            translated = to_postgresql(text, max_rows=limit)
-            statement = translated.sql
-        if show_sql:
-            console.print(statement, highlight=False)
-        result = run_readonly(statement, max_rows=limit, timeout_s=timeout)
-    except (ADQLError, QueryError) as exc:
-        fail(str(exc))
+    result, statement = run_user_query(text, language="sql" if sql else "adql", max_rows=limit, timeout_s=timeout,
+                                       max_bytes=int(max_mb * 1e6), url=session().reader_url,
+                                       encoding="text" if fmt in ("table", "csv", "ecsv") else "binary")
+    if show_sql:
+        console.print(statement, highlight=False)
     _emit(result, fmt, out, {"query": text.strip()[:500]})
 
 

@@ -26,6 +26,12 @@ def serve(
                              help="Read-only connections for sync requests (default 8; env XPDB_SERVE_POOL)."),
     workers: int = typer.Option(None, "--async-workers",
                                 help="Threads running async jobs (default 2; env XPDB_SERVE_ASYNC_WORKERS)."),
+    require_token: bool = typer.Option(None, "--require-token/--allow-anonymous",
+                                       help="Whether every request needs a user token (xpdb users add); default: "
+                                            "anonymous reading allowed (env XPDB_SERVE_REQUIRE_TOKEN)."),
+    max_result_mb: float = typer.Option(None, "--max-result-mb",
+                                        help="Largest result of one query in MB; rows beyond it are not read "
+                                             "(OVERFLOW; default 100; env XPDB_SERVE_MAX_RESULT_MB)."),
     processes: int = typer.Option(1, "--processes", min=1,
                                   help="Server processes sharing the port (each with its pools and job threads)."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level (debug, info, warning, error)."),
@@ -39,7 +45,8 @@ def serve(
 
     try:
         settings = ServiceSettings.from_env(maxrec=maxrec, maxrec_limit=maxrec_limit, sync_timeout_s=timeout,
-                                            async_duration_limit_s=async_limit, pool_size=pool, async_workers=workers)
+                                            async_duration_limit_s=async_limit, pool_size=pool, async_workers=workers,
+                                            require_token=require_token, max_result_mb=max_result_mb)
         if settings.async_duration_s > settings.async_duration_limit_s:
             from dataclasses import replace
 
@@ -47,6 +54,11 @@ def serve(
         database_url, reader_url = resolve_urls()
     except (ValueError, EmbeddedError) as exc:
         fail(str(exc))
+    from xpdb.db.security import check
+
+    for problem in check(database_url):
+        console.print(f"[yellow]warning:[/] {problem}: run `xpdb db migrate` once as a database superuser",
+                      highlight=False)
     shown = "localhost" if host in ("127.0.0.1", "::1") else host
     console.print(f"TAP          http://{shown}:{port}/tap\n"
                   f"cone search  http://{shown}:{port}/scs?RA=...&DEC=...&SR=...")

@@ -34,6 +34,22 @@ def frozen_sql(revision: str, name: str) -> str:
     return (resource_dir("migrations") / "sql" / revision / name).read_text()
 
 
+def frozen_steps(revision: str):
+    """(upgrade, downgrade) of a revision that is nothing but its ``upgrade.sql`` and ``downgrade.sql``."""
+
+    def upgrade() -> None:
+        from alembic import op
+
+        op.execute(frozen_sql(revision, "upgrade.sql"))
+
+    def downgrade() -> None:
+        from alembic import op
+
+        op.execute(frozen_sql(revision, "downgrade.sql"))
+
+    return upgrade, downgrade
+
+
 def alembic_config(url: str) -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(resource_dir("migrations")))

@@ -146,7 +146,7 @@ def ingest_apogee_library(url: str, path: Path | str | None = None, *, sfd_map: 
         prev = runlog.previous(conn, "xp_sampled", TARGET, sha, statuses=("done",))
         if prev and not replace:
             report.status = "no-op"
-            report.message = (f"already loaded by run {prev.run_id} (same sha256); replace=True (--replace) "
+            report.message = (f"already loaded by run {prev.run_id} (same sha256); replace=True (CLI: --replace) "
                               "loads it again")
             return report
         conn.commit()

@@ -18,8 +18,9 @@ import psycopg
 import pyarrow as pa
 
 from xpdb.errors import ConfigurationError
-from xpdb.ingest.readers import IngestFileError, TableReader
+from xpdb.ingest.readers import IngestFileError, TableReader, check_integer_key, check_regular_file
 from xpdb.ingest import runlog
+from xpdb.ingest.columns import resolve
 from xpdb.ingest.runs import IngestReport, ProgressCallback, file_sha256
 
 _COMMON = {
@@ -68,26 +69,6 @@ MEMBERS = _Target("members", "xpdb.cluster_member", "xpdb.cluster", "cluster", M
                   ("membership_probability",))
 
 
-def _resolve(file_columns: list[str], wanted: dict[str, tuple[str, ...]], mapping: dict[str, str]) -> dict[str, str]:
-    lower = {c.lower(): c for c in file_columns}
-    resolved = {}
-    for target, aliases in wanted.items():
-        if target in mapping:
-            if mapping[target].lower() not in lower:
-                raise KeyError(f"--map {target}={mapping[target]}: the file has no column {mapping[target]!r}")
-            resolved[target] = lower[mapping[target].lower()]
-            continue
-        for alias in aliases:
-            if alias in lower:
-                resolved[target] = lower[alias]
-                break
-    unknown = set(mapping) - set(wanted)
-    if unknown:
-        raise KeyError(f"--map: unknown schema column(s) {', '.join(sorted(unknown))}; "
-                       f"known: {', '.join(wanted)}")
-    return resolved
-
-
 def _norm_name(name: str) -> str:
     return "".join(ch for ch in str(name).lower() if ch.isalnum())
 
@@ -128,15 +109,14 @@ def _load(url: str, target: _Target, path: Path, name: str, mapping: dict[str, s
     t0 = time.perf_counter()
     path = Path(path)
     report = IngestReport(str(path), target.kind, "loaded")
-    if not path.exists():
-        raise IngestFileError(path, "no such file")
+    check_regular_file(path)
     sha = file_sha256(path)
     with psycopg.connect(url) as conn:
         prev = runlog.previous(conn, target.kind, name, sha, statuses=("done",))
         if prev and not replace:
             report.status, report.run_id = "no-op", prev.run_id
             report.message = (f"already loaded into {name} by run {prev.run_id} (same sha256); "
-                              "replace=True (--replace) loads it again")
+                              "replace=True (CLI: --replace) loads it again")
             return report
         try:
             table, numbers = _read_all(path, fmt)
@@ -166,7 +146,7 @@ def load_table(conn: psycopg.Connection, target: _Target, table: pa.Table, numbe
     ``require_feh`` rejects label rows without [Fe/H] (catalogues of other labels, such as
     APOGEE's hot stars with Teff and logg only, pass False).
     """
-    cols = _resolve(table.column_names, target.columns, mapping)
+    cols, _ = resolve(table.column_names, target.columns, mapping)
     n = table.num_rows
     rejects: list[tuple] = []
     keep = np.ones(n, dtype=bool)
@@ -179,6 +159,7 @@ def load_table(conn: psycopg.Connection, target: _Target, table: pa.Table, numbe
             raise IngestFileError(path, f"no rows of cluster {name!r} in the file's {cols['cluster']} column")
     sid_col = cols.get("source_id")
     if sid_col:
+        check_integer_key(table, sid_col, path, numbers)  # ids in floats would be changed: refused
         sid_arr = table.column(sid_col).cast(pa.int64(), safe=False)
         sid_null = np.asarray(sid_arr.is_null().to_numpy(zero_copy_only=False), dtype=bool)
         sid = np.asarray(sid_arr.fill_null(0).to_numpy(zero_copy_only=False), dtype=np.int64)
@@ -195,7 +176,7 @@ def load_table(conn: psycopg.Connection, target: _Target, table: pa.Table, numbe
         ra[ok], dec[ok] = icrs.ra.deg, icrs.dec.deg
     has_pos = np.isfinite(ra) & np.isfinite(dec)
     if not sid_col and not has_pos.any():
-        raise IngestFileError(path, "the file has neither source_id nor positions (ra/dec or l/b); use --map")
+        raise IngestFileError(path, "the file has neither source_id nor positions (ra/dec or l/b); map them with mapping={...} (CLI: --map)")
     values = {v: _float(table, cols.get(v)) for v in target.values}
     original = (table.column(cols["original_id"]).cast(pa.string()).to_pylist() if "original_id" in cols
                 else [None] * n)
@@ -279,7 +260,7 @@ def load_table(conn: psycopg.Connection, target: _Target, table: pa.Table, numbe
                      "AND t.source_id = i.source_id", (name,))
     elif existing:
         for row, s in existing:
-            rejects.append((row, s, "source_id", f"already stored in {name}; use --replace to update", str(s)))
+            rejects.append((row, s, "source_id", f"already stored in {name}; update it with replace=True (CLI: --replace)", str(s)))
         conn.execute("DELETE FROM _incoming WHERE row_number = ANY(%s)", ([r[0] for r in existing],))
     value_cols = ", ".join(target.values)
     extra_col = ", extra" if target is LABELS else ""

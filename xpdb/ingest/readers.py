@@ -34,6 +34,74 @@ _SUFFIXES = {
 }
 
 
+KEY_HINT = ("a floating-point number cannot hold every 19-digit Gaia id exactly, so ids would change; "
+            "write the column as a 64-bit integer")
+_INTEGER = re.compile(r"^\s*[+-]?\d+\s*$")
+_INT64_MAX = (1 << 63) - 1
+
+
+def check_regular_file(path: Path | str) -> None:
+    """IngestFileError unless ``path`` is an existing regular file (not a directory, device or pipe)."""
+    p = Path(path)
+    if not p.exists():
+        raise IngestFileError(p, "no such file")
+    if p.is_dir():
+        raise IngestFileError(p, "is a directory, not a file")
+    if not p.is_file():
+        raise IngestFileError(p, "is not a regular file")
+
+
+def check_integer_key(table: pa.Table, name: str, path: Path | str, numbers: np.ndarray) -> None:
+    """IngestFileError unless column ``name`` holds integers only (an id such as source_id).
+
+    A floating-point, decimal-with-fraction or boolean column is refused as a whole; text
+    must be integers that fit 64 bits (the first bad value is named with its row).
+    """
+    kind = table.schema.field(name).type
+    if pa.types.is_integer(kind):
+        if pa.types.is_uint64(kind) and table.num_rows:
+            import pyarrow.compute as pc
+
+            too_big = pc.greater(table.column(name), pa.scalar(_INT64_MAX, pa.uint64()))
+            index = pc.index(too_big, True).as_py()
+            if index >= 0:
+                raise IngestFileError(path, f"column {name}: {table.column(name)[index].as_py()} does not fit a "
+                                            "64-bit integer id", f"row {int(numbers[index])}")
+        return
+    if pa.types.is_decimal(kind) and kind.scale == 0:
+        return
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        for i, value in enumerate(table.column(name).to_pylist()):
+            if value is None or not value.strip():
+                continue
+            if not _INTEGER.match(value) or abs(int(value)) > _INT64_MAX:
+                raise IngestFileError(path, f"column {name}: {value!r} is not an integer id ({KEY_HINT})",
+                                      f"row {int(numbers[i])}")
+        return
+    raise IngestFileError(path, f"column {name} holds {kind} values, but {name} must be an integer column: "
+                                f"{KEY_HINT}")
+
+
+def locate_bad_text(table: pa.Table, numbers: np.ndarray, message: str) -> tuple[str, int, str] | None:
+    """(column, file row, value) of the text a conversion error names ("... 'abc' ..."), or None."""
+    m = re.search(r"'((?:[^'\\]|\\.)*)'", message)
+    if m is None:
+        return None
+    value = m.group(1)
+    import pyarrow.compute as pc
+
+    for name in table.column_names:
+        column = table.column(name)
+        if not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            continue
+        index = pc.index(column, value).as_py()
+        if index < 0:
+            index = pc.index(pc.utf8_trim_whitespace(column), value.strip()).as_py()
+        if index >= 0:
+            return name, int(numbers[index]), value
+    return None
+
+
 @dataclass
 class Chunk:
     """A block of consecutive data rows of one file."""
@@ -61,7 +129,7 @@ def detect_format(path: Path | str, explicit: str | None = None) -> tuple[str, b
         return fmt, gz
     core = suffixes[-2] if gz and len(suffixes) >= 2 else (suffixes[-1] if suffixes else "")
     if core not in _SUFFIXES:
-        raise IngestFileError(path, f"cannot tell the format from the name; use --format ({', '.join(FORMATS)})")
+        raise IngestFileError(path, f"cannot tell the format from the name; give format= (CLI: --format; {', '.join(FORMATS)})")
     return _SUFFIXES[core], gz
 
 
@@ -92,15 +160,20 @@ class TableReader:
 
     def __init__(self, path: Path | str, *, fmt: str | None = None, chunk_rows: int = 20_000):
         self.path = Path(path)
-        if not self.path.exists():
-            raise IngestFileError(self.path, "no such file")
+        check_regular_file(self.path)
         self.format, self.gzipped = detect_format(self.path, fmt)
         self.chunk_rows = chunk_rows
         self.n_rows: int | None = None
         self.meta: dict = {}
-        if self.gzipped:
-            _check_gzip(self.path)
-        self._prepare()
+        try:
+            if self.gzipped:
+                _check_gzip(self.path)
+            self._prepare()
+        except IngestFileError:
+            raise
+        except Exception as exc:  # whatever a reader library raises on bytes it cannot read
+            raise IngestFileError(self.path, f"cannot read the file as {self.format}"
+                                             f"{' (gzip)' if self.gzipped else ''}: {_short(exc)}") from exc
 
     # ---- per-format preparation (integrity checks, row counts) ----------------------------
     def _prepare(self) -> None:
@@ -249,8 +322,9 @@ class TableReader:
         invalid: list[tuple[int, str]] = []
 
         def on_invalid(row) -> str:
-            invalid.append((row.number if row.number is not None else -1,
-                            f"expected {row.expected_columns} fields, found {row.actual_columns}"))
+            # row.number is the physical line; pyarrow knows it when it parses in one thread
+            number = row.number if row.number is not None else self._find_line(row.text)
+            invalid.append((number, f"expected {row.expected_columns} fields, found {row.actual_columns}"))
             return "skip"
 
         stream = pa.input_stream(str(self.path), compression="gzip" if self.gzipped else None)
@@ -260,7 +334,9 @@ class TableReader:
         try:
             reader = pacsv.open_csv(
                 stream,
-                read_options=pacsv.ReadOptions(skip_rows=self._csv_skip, block_size=1 << 22, use_threads=True),
+                # one thread: pyarrow then gives the line of every invalid row (no measurable cost here:
+                # the numbers of array columns are parsed by textnumbers, not by pyarrow)
+                read_options=pacsv.ReadOptions(skip_rows=self._csv_skip, block_size=1 << 22, use_threads=False),
                 parse_options=pacsv.ParseOptions(delimiter=self._csv_delimiter, newlines_in_values=False,
                                                  invalid_row_handler=on_invalid),
                 convert_options=pacsv.ConvertOptions(column_types=column_types, strings_can_be_null=True,
@@ -268,7 +344,7 @@ class TableReader:
                                                      quoted_strings_can_be_null=True),
             )
         except pa.ArrowInvalid as exc:
-            raise IngestFileError(self.path, f"unreadable CSV header ({exc})", "header") from exc
+            raise self._csv_error(exc, 0) from exc
         next_row = 1
         pending: list[pa.RecordBatch] = []
         pending_rows = pending_bytes = 0
@@ -278,7 +354,7 @@ class TableReader:
             except StopIteration:
                 break
             except pa.ArrowInvalid as exc:
-                raise IngestFileError(self.path, f"corrupt CSV ({exc})", f"after data row {next_row + pending_rows - 1}") from exc
+                raise self._csv_error(exc, next_row + pending_rows - 1) from exc
             pending.append(batch)
             pending_rows += batch.num_rows
             pending_bytes += batch.nbytes
@@ -291,6 +367,55 @@ class TableReader:
         if pending or invalid:
             table = pa.Table.from_batches(pending, schema=reader.schema)
             yield from self._emit_csv(table, next_row, invalid)
+
+    def _csv_error(self, exc: Exception, after: int) -> IngestFileError:
+        """An IngestFileError for a pyarrow CSV error, naming the column and the row when it can."""
+        text = str(exc)
+        m = re.search(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to (\w+): invalid value '(.*)'$",
+                      text, re.S)
+        if m and int(m.group(1)) < len(self._csv_names):
+            name, kind, value = self._csv_names[int(m.group(1))], m.group(2), m.group(3)
+            row = self._find_value(int(m.group(1)), value)
+            where = f"row {row}" if row is not None else f"after data row {after}"
+            hint = f" ({KEY_HINT})" if name.lower() in ("source_id", "solution_id") else ""
+            return IngestFileError(self.path, f"column {name}: cannot read {value!r} as {kind}{hint}", where)
+        if after == 0:
+            return IngestFileError(self.path, f"unreadable CSV ({_short(exc)})", "header or first rows")
+        return IngestFileError(self.path, f"corrupt CSV ({_short(exc)})", f"after data row {after}")
+
+    def _data_lines(self) -> Iterator[tuple[int, int, bytes]]:
+        """(physical line, data row, text) of every line after the header, as pyarrow counts them."""
+        with self._binary_stream() as fh:
+            row = 0
+            for line_number, raw in enumerate(fh, 1):
+                if line_number <= self._csv_skip + 1:
+                    continue
+                text = raw.rstrip(b"\r\n")
+                if text:
+                    row += 1
+                yield line_number, row, text
+
+    def _find_value(self, column: int, value: str) -> int | None:
+        """The data row whose field ``column`` is ``value`` (error path: reads the file again)."""
+        import csv
+
+        wanted = value.strip()
+        for _, row, text in self._data_lines():
+            fields = next(csv.reader([text.decode("utf-8", "replace")], delimiter=self._csv_delimiter), [])
+            if column < len(fields) and fields[column].strip() == wanted:
+                return row
+        return None
+
+    def _find_line(self, text: str) -> int | None:
+        """The physical line whose text is ``text`` (when pyarrow could not say; reads the file again)."""
+        wanted = text.encode("utf-8", "replace").rstrip(b"\r\n")
+        seen = getattr(self, "_found_lines", set())
+        self._found_lines = seen
+        for line_number, _, line in self._data_lines():
+            if line == wanted and line_number not in seen:
+                seen.add(line_number)
+                return line_number
+        return None
 
     def _check_csv_tail(self, names: list[str]) -> None:
         """A file that ends inside a line (no final newline, wrong field count) is truncated."""
@@ -326,17 +451,19 @@ class TableReader:
 
     def _emit_csv(self, table: pa.Table, first_row: int, invalid: list) -> Iterator[Chunk]:
         numbers = None
+        if any(n is None for n, _ in invalid):
+            raise IngestFileError(self.path, "a line has the wrong number of fields and its position cannot be "
+                                             "found", f"after data row {first_row - 1}")
         if invalid:
             # Physical line numbers -> data row numbers (header lines and the column-name line excluded).
-            bad = sorted(n - self._csv_skip - 1 for n, _ in invalid if n > 0)
+            bad = sorted(n - self._csv_skip - 1 for n, _ in invalid)
             total = table.num_rows + len(bad)
             all_rows = np.arange(first_row, first_row + total, dtype=np.int64)
             numbers = all_rows[~np.isin(all_rows, bad)]
         # Array text stays in pyarrow's blocks (the parser reads them in place); the rest is combined.
         table = pa.Table.from_arrays([col if name in self._array_text else col.combine_chunks()
                                       for name, col in zip(table.column_names, table.columns)], schema=table.schema)
-        chunk = Chunk(table, first_row, numbers,
-                      [(n - self._csv_skip - 1 if n > 0 else -1, why) for n, why in invalid])
+        chunk = Chunk(table, first_row, numbers, [(n - self._csv_skip - 1, why) for n, why in invalid])
         yield chunk
 
     def _csv_column_types(self, stream) -> dict[str, pa.DataType]:
@@ -388,7 +515,7 @@ class TableReader:
             "csv": self._csv_chunks,
             "ecsv": self._csv_chunks,
         }[self.format]
-        for chunk in producer():
+        for chunk in self._guarded(producer()):
             last = chunk.first_row + chunk.table.num_rows + len(chunk.invalid_rows) - 1
             if last < start_row:
                 continue
@@ -398,6 +525,19 @@ class TableReader:
                 chunk = Chunk(chunk.table.filter(pa.array(keep)), int(numbers[keep][0]) if keep.any() else start_row,
                               numbers[keep], [r for r in chunk.invalid_rows if r[0] >= start_row])
             yield chunk
+
+    def _guarded(self, chunks: Iterator[Chunk]) -> Iterator[Chunk]:
+        """``chunks``, with any reader library's error turned into an IngestFileError naming the file."""
+        last = 0
+        try:
+            for chunk in chunks:
+                last = chunk.first_row + chunk.table.num_rows + len(chunk.invalid_rows) - 1
+                yield chunk
+        except IngestFileError:
+            raise
+        except Exception as exc:
+            raise IngestFileError(self.path, f"cannot read the file as {self.format}: {_short(exc)}",
+                                  f"after data row {last}") from exc
 
     def column_names(self) -> list[str]:
         if self.format == "fits":
@@ -409,12 +549,19 @@ class TableReader:
         with self._binary_stream() as fh:
             for i, raw in enumerate(fh):
                 if i == self._csv_skip:
-                    return [n.strip().strip('"') for n in raw.decode().rstrip("\r\n").split(self._csv_delimiter)]
+                    return [n.strip().strip('"')
+                            for n in raw.decode("utf-8", "replace").rstrip("\r\n").split(self._csv_delimiter)]
         return []
 
     def close(self) -> None:
         if getattr(self, "_hdul", None) is not None:
             self._hdul.close()
+
+
+def _short(exc: BaseException) -> str:
+    """The first line of an exception's message, with its type when the message is empty."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 _FITS_CODES = {"D": ">f8", "E": ">f4", "K": ">i8", "J": ">i4", "I": ">i2", "B": "u1"}

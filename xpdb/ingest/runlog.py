@@ -19,6 +19,11 @@ import psycopg
 RejectRow = tuple[int, int | None, str | None, str, str | None]  # (row, source_id, column, reason, value)
 
 
+def _text(value: str | None) -> str | None:
+    """Text as PostgreSQL can store it: a NUL byte (from a file's contents) is written as \\x00."""
+    return None if value is None else str(value).replace("\x00", "\\x00")
+
+
 @dataclass
 class PreviousRun:
     run_id: int
@@ -70,14 +75,14 @@ def record_failed(conn: psycopg.Connection, *, kind: str, path: Path | str, size
     return conn.execute(
         "INSERT INTO xpdb.ingest_run (kind, target, path, sha256, file_size, file_format, status, error, "
         "finished_at) VALUES (%s, %s, %s, %s, %s, %s, 'failed', %s, now()) RETURNING run_id",
-        (kind, target, str(Path(path).resolve()), sha256, size, fmt, error)).fetchone()[0]
+        (kind, target, str(Path(path).resolve()), sha256, size, fmt, _text(error))).fetchone()[0]
 
 
 def mark_failed(conn: psycopg.Connection, run_id: int, error: str) -> None:
     """A running load that failed: its rejects go (its rows are the caller's to remove)."""
     conn.execute("DELETE FROM xpdb.ingest_reject WHERE run_id = %s", (run_id,))
     conn.execute("UPDATE xpdb.ingest_run SET status = 'failed', error = %s, finished_at = now() WHERE run_id = %s",
-                 (error, run_id))
+                 (_text(error), run_id))
 
 
 def mark_resumed(conn: psycopg.Connection, run_id: int) -> None:
@@ -112,7 +117,8 @@ def store_rejects(conn: psycopg.Connection, run_id: int, rejects: Iterable[Rejec
         with cur.copy("COPY xpdb.ingest_reject (run_id, row_number, source_id, column_name, reason, value) "
                       "FROM STDIN") as copy:
             for row, sid, column, reason, value in rejects:
-                copy.write_row((run_id, row, sid, column, reason, None if value is None else str(value)[:200]))
+                copy.write_row((run_id, row, sid, _text(column), _text(reason),
+                                None if value is None else _text(str(value)[:200])))
 
 
 def recent_runs(conn: psycopg.Connection, limit: int = 20) -> list[RunSummary]:

@@ -29,7 +29,8 @@ from xpdb.ingest import runlog
 from xpdb.ingest import sampled as sampled_mod
 from xpdb.ingest import sources as sources_mod
 from xpdb.ingest import xp as xp_mod
-from xpdb.ingest.readers import Chunk, IngestFileError, TableReader
+from xpdb.ingest.readers import (Chunk, IngestFileError, TableReader, check_integer_key, check_regular_file,
+                                 locate_bad_text)
 from xpdb.ingest.xp import Reject
 
 ProgressCallback = Callable[[int, int | None], None]
@@ -62,8 +63,9 @@ def _prepare_sources(reader: TableReader, options: dict) -> dict[str, str]:
     resolved, ignored = sources_mod.resolve_columns(reader.column_names(), options.get("map"))
     missing = [c for c in ("source_id", "ra", "dec") if c not in resolved]
     if missing:
+        shown = ", ".join(ascii(name)[1:-1][:40] for name in reader.column_names()[:20])
         raise IngestFileError(reader.path, f"required column(s) {', '.join(missing)} not found "
-                                           f"(columns: {', '.join(reader.column_names()[:20])}...); use --map")
+                                           f"(columns: {shown}...); map them with mapping={...} (CLI: --map)")
     options["ignored_columns"] = ignored
     return resolved
 
@@ -202,8 +204,7 @@ def ingest_file(
     options = dict(options or {})
     t0 = time.perf_counter()
     report = IngestReport(str(path), kind, "loaded")
-    if not path.exists():
-        raise IngestFileError(path, "no such file")
+    check_regular_file(path)
     size = path.stat().st_size
     with psycopg.connect(url) as conn:
         lock_key = f"{kind}:{path.resolve()}"
@@ -222,7 +223,7 @@ def ingest_file(
                 report.status = "no-op"
                 report.run_id = previous.run_id
                 report.message = (f"already loaded by run {previous.run_id} (same sha256); "
-                                  "replace=True (--replace) loads it again")
+                                  "replace=True (CLI: --replace) loads it again")
                 report.seconds = time.perf_counter() - t0
                 return report
             reader = _open_reader(conn, kind, path, sha, fmt, chunk_rows)
@@ -244,11 +245,16 @@ def ingest_file(
             try:
                 _load(conn, spec, reader, ctx, run_id, start_row, chunked, replace, report, progress,
                       max_reported_rejects, path, sha=None if resume else sha)
+            except psycopg.OperationalError as exc:  # the database went away: nothing can be recorded
+                raise _connection_lost(path, exc, chunked, report) from exc
             except BaseException as exc:
                 conn.rollback()
                 if isinstance(exc, KeyboardInterrupt) and chunked:
                     raise  # leave the run 'running': the next ingest of this file resumes it
-                _record_failure(conn, spec, run_id, chunked, exc, kind, path, sha, size, reader.format)
+                try:
+                    _record_failure(conn, spec, run_id, chunked, exc, kind, path, sha, size, reader.format)
+                except psycopg.OperationalError as lost:
+                    raise _connection_lost(path, lost, chunked, report) from exc
                 raise
             finally:
                 reader.close()
@@ -257,12 +263,28 @@ def ingest_file(
             conn.commit()
             if report.rows_loaded:
                 _after_bulk_load(conn, spec, report.rows_loaded)
+        except psycopg.OperationalError as exc:
+            raise _connection_lost(path, exc, False, report) from exc
         finally:
-            conn.rollback()
-            unlock(conn, LockSpace.INGEST_FILE, lock_key)
-            conn.commit()
+            if not conn.broken and not conn.closed:
+                conn.rollback()
+                unlock(conn, LockSpace.INGEST_FILE, lock_key)
+                conn.commit()
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def _connection_lost(path: Path, exc: BaseException, chunked: bool, report: IngestReport) -> IngestFileError:
+    """The error for a load whose database connection broke (server stopped, session killed)."""
+    if isinstance(exc, IngestFileError):
+        return exc
+    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    kept = None
+    if chunked and report.run_id is not None:
+        kept = (f"the chunks committed before stay in run {report.run_id}; load the same file again to resume "
+                "where it stopped")
+    return IngestFileError(path, f"the database connection was lost during the load ({reason})",
+                           f"after data row {report.rows_read}", kept=kept)
 
 
 class _Sha256:
@@ -278,13 +300,17 @@ class _Sha256:
             self._compute(path)
 
     def _compute(self, path: Path) -> None:
-        self._value = file_sha256(path)
+        try:
+            self._value = file_sha256(path)
+        except OSError as exc:  # reported by result(), in the loading thread
+            self._error = IngestFileError(path, f"cannot read the file to hash it ({exc.strerror or exc})")
 
     def result(self) -> str:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
-        assert self._value is not None
+        if self._value is None:
+            raise getattr(self, "_error", None) or IngestFileError("?", "the file's sha256 could not be computed")
         return self._value
 
 
@@ -326,11 +352,20 @@ def _load(conn: psycopg.Connection, spec: TableSpec, reader: TableReader, ctx, r
     def converted():
         # Reading (pyarrow, own threads), converting and copying run in three overlapping stages.
         for chunk in _prefetch(reader.chunks(start_row), depth=1):
+            numbers = chunk.numbers()
+            for key in _key_columns(spec, ctx, chunk.table):  # ids in floats would be changed: refused
+                check_integer_key(chunk.table, key, path, numbers)
             try:
                 batch = spec.convert(chunk, ctx)
             except (ValueError, TypeError) as exc:
-                raise IngestFileError(path, str(exc), f"data rows {chunk.first_row}-"
-                                      f"{chunk.first_row + chunk.table.num_rows - 1}") from exc
+                found = locate_bad_text(chunk.table, numbers, str(exc))
+                if found is not None:
+                    column, row, value = found
+                    raise IngestFileError(path, f"column {column}: cannot read {value!r} "
+                                          f"({str(exc).splitlines()[0]})", f"row {row}") from exc
+                raise IngestFileError(path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                                      f"data rows {chunk.first_row}-{chunk.first_row + chunk.table.num_rows - 1}") \
+                    from exc
             rejects = spec.validate(batch, ctx)
             # Keep the row numbers, not the file's text: converted chunks wait in a queue.
             yield Chunk(chunk.table.schema.empty_table(), chunk.first_row, chunk.numbers(), chunk.invalid_rows), \
@@ -371,7 +406,7 @@ def _load(conn: psycopg.Connection, spec: TableSpec, reader: TableReader, ctx, r
                         to_delete.append(sid)
                     else:
                         all_rejects.append((int(numbers[i]), sid, "source_id",
-                                            f"source_id already stored (run {existing[sid]}); use --replace to update",
+                                            f"source_id already stored (run {existing[sid]}); update it with replace=True (CLI: --replace)",
                                             str(sid)))
                         keep[i] = False
                 if to_delete:
@@ -398,6 +433,13 @@ def _load(conn: psycopg.Connection, spec: TableSpec, reader: TableReader, ctx, r
             conn.commit()
         if progress:
             progress(report.rows_read, reader.n_rows)
+
+
+def _key_columns(spec: TableSpec, ctx, table) -> list[str]:
+    """The file's columns that hold integer ids (source_id, and solution_id for spectra)."""
+    if spec.kind == "sources":
+        return [ctx["source_id"]]
+    return [name for name in table.column_names if name.lower() in ("source_id", "solution_id")]
 
 
 def _empty_table_fast_path(conn: psycopg.Connection, table: str) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow as pa
 
 from xpdb.db.copy import Column, copy_binary
+from xpdb.ingest.columns import resolve
 from xpdb.ingest.xp import Reject
 from xpdb.xp.batch import Scalar
 
@@ -54,22 +55,7 @@ RANGES: dict[str, tuple[float, float]] = {
 
 def resolve_columns(file_columns: list[str], mapping: dict[str, str] | None = None) -> tuple[dict[str, str], list[str]]:
     """Map schema columns to file columns. Returns (schema -> file name, ignored file columns)."""
-    lower = {c.lower(): c for c in file_columns}
-    mapping = {k.lower(): v for k, v in (mapping or {}).items()}
-    resolved: dict[str, str] = {}
-    for target in COLUMNS:
-        if target in mapping:
-            if mapping[target].lower() not in lower:
-                raise KeyError(f"--map {target}={mapping[target]}: the file has no column {mapping[target]!r}")
-            resolved[target] = lower[mapping[target].lower()]
-            continue
-        for candidate in (target, *ALIASES.get(target, ())):
-            if candidate in lower:
-                resolved[target] = lower[candidate]
-                break
-    used = {v.lower() for v in resolved.values()}
-    ignored = [c for c in file_columns if c.lower() not in used]
-    return resolved, ignored
+    return resolve(file_columns, {name: ALIASES.get(name, ()) for name in COLUMNS}, mapping)
 
 
 @dataclass

@@ -1,4 +1,7 @@
-"""Inference jobs in the database: create, split into source_id ranges, list, retry, cancel.
+"""Inference jobs in the database: create, split into source_id ranges, lease, finish, list, retry, cancel.
+
+This module owns ``xpdb.job`` and ``xpdb.job_batch``: every statement that writes them is here
+(the worker and the commands call these functions).
 
 A job selects sources (by default the model's domain: ``giant_sample``, which includes
 0.7 < (BP-RP)_0 < 1.9; ``final_sample`` is the paper's catalogue selection, the first three
@@ -145,3 +148,78 @@ def cancel(conn: psycopg.Connection, job_id: int) -> int:
                          (job_id,)).rowcount
         conn.execute("UPDATE xpdb.job SET state = 'cancelled', finished_at = now() WHERE job_id = %s", (job_id,))
     return n
+
+
+# -- the worker's side: lease candidates, take, finish, fail ---------------------------------------
+_CANDIDATES = """
+    SELECT b.batch_id, b.job_id, b.first_source_id, b.last_source_id, b.n_sources, b.attempts, b.state,
+           b.lease_expires < now() AS expired, j.max_attempts, j.lease_seconds
+    FROM xpdb.job_batch b JOIN xpdb.job j USING (job_id)
+    WHERE b.state = %(state)s AND j.state IN ('pending', 'running')
+      AND (%(jobs)s::int[] IS NULL OR b.job_id = ANY(%(jobs)s::int[]))
+    ORDER BY b.job_id, b.batch_id
+    FOR UPDATE OF b SKIP LOCKED LIMIT %(limit)s"""
+
+
+def lease_candidates(conn: psycopg.Connection, job_ids: list[int] | None) -> list[tuple]:
+    """Batches a worker may take, locked FOR UPDATE SKIP LOCKED: the next pending one, then running ones
+    (abandoned when their worker's advisory lock is free, or expired). One pending row at a time, so
+    that concurrent workers never starve each other."""
+    rows = conn.execute(_CANDIDATES, {"state": "pending", "jobs": job_ids, "limit": 1}).fetchall()
+    return rows + conn.execute(_CANDIDATES, {"state": "running", "jobs": job_ids, "limit": 64}).fetchall()
+
+
+def give_up(conn: psycopg.Connection, batch_id: int, job_id: int) -> None:
+    """A batch that used all its attempts: failed, with the last error kept."""
+    conn.execute("UPDATE xpdb.job_batch SET state = 'failed', finished_at = now(), error = coalesce("
+                 "error, 'abandoned by its worker') || ' (after ' || attempts || ' attempts)' "
+                 "WHERE batch_id = %s", (batch_id,))
+    refresh_state(conn, job_id)
+
+
+def start(conn: psycopg.Connection, batch_id: int, job_id: int, owner: str, lease_seconds: int) -> None:
+    """Lease a batch to ``owner`` for ``lease_seconds`` (counting an attempt)."""
+    conn.execute("UPDATE xpdb.job_batch SET state = 'running', lease_owner = %s, attempts = attempts + 1, "
+                 "lease_expires = now() + make_interval(secs => %s), started_at = now() "
+                 "WHERE batch_id = %s", (owner, lease_seconds, batch_id))
+    conn.execute("UPDATE xpdb.job SET state = 'running' WHERE job_id = %s AND state = 'pending'", (job_id,))
+
+
+def holder(conn: psycopg.Connection, batch_id: int) -> tuple[str | None, str]:
+    """(lease owner, state) of a batch, locked until the end of the transaction."""
+    return conn.execute("SELECT lease_owner, state FROM xpdb.job_batch WHERE batch_id = %s FOR UPDATE",
+                        (batch_id,)).fetchone()
+
+
+def finish(conn: psycopg.Connection, batch_id: int, job_id: int, n: int, seconds: float) -> None:
+    """A batch written back: done, in the write-back's transaction."""
+    conn.execute("UPDATE xpdb.job_batch SET state = 'done', finished_at = now(), n_predicted = %s, "
+                 "seconds = %s, error = NULL WHERE batch_id = %s", (n, seconds, batch_id))
+    refresh_state(conn, job_id)
+
+
+def fail_attempt(conn: psycopg.Connection, batch_id: int, job_id: int, owner: str, error: str) -> None:
+    """A failed attempt: back to pending, or failed after the last attempt."""
+    conn.execute("""
+        UPDATE xpdb.job_batch b SET state = CASE WHEN b.attempts >= j.max_attempts THEN 'failed'
+                                                 ELSE 'pending' END,
+               error = %s, lease_owner = NULL, lease_expires = NULL,
+               finished_at = CASE WHEN b.attempts >= j.max_attempts THEN now() END
+        FROM xpdb.job j WHERE j.job_id = b.job_id AND b.batch_id = %s AND b.lease_owner = %s""",
+                 (error[-2000:], batch_id, owner))
+    refresh_state(conn, job_id)
+
+
+def count_batches(conn: psycopg.Connection, state: str, job_ids: list[int] | None) -> int:
+    """How many batches of these jobs (all when None) are in ``state``."""
+    return conn.execute("SELECT count(*) FROM xpdb.job_batch WHERE state = %(state)s AND "
+                        "(%(jobs)s::int[] IS NULL OR job_id = ANY(%(jobs)s::int[]))",
+                        {"state": state, "jobs": job_ids}).fetchone()[0]
+
+
+def resume(conn: psycopg.Connection, job_id: int) -> Job:
+    """Let a failed job run again (its pending and abandoned batches); returns it."""
+    job = get_job(conn, job_id)
+    conn.execute("UPDATE xpdb.job SET state = 'running' WHERE job_id = %s AND state = 'failed'", (job_id,))
+    conn.commit()
+    return job

@@ -28,7 +28,8 @@ import psycopg
 
 from xpdb.db.lease import LockSpace, claim, unlock
 from xpdb.errors import LeaseLost
-from xpdb.jobs.batches import get_job, refresh_state, selection_sql
+from xpdb.jobs import batches
+from xpdb.jobs.batches import get_job, selection_sql
 
 
 def worker_name() -> str:
@@ -67,41 +68,23 @@ class Worker:
         self.conn.close()
 
     # -- leasing ------------------------------------------------------------------------------
-    _CANDIDATES = """
-        SELECT b.batch_id, b.job_id, b.first_source_id, b.last_source_id, b.n_sources, b.attempts, b.state,
-               b.lease_expires < now() AS expired, j.max_attempts, j.lease_seconds
-        FROM xpdb.job_batch b JOIN xpdb.job j USING (job_id)
-        WHERE b.state = %(state)s AND j.state IN ('pending', 'running')
-          AND (%(jobs)s::int[] IS NULL OR b.job_id = ANY(%(jobs)s::int[]))
-        ORDER BY b.job_id, b.batch_id
-        FOR UPDATE OF b SKIP LOCKED LIMIT %(limit)s"""
-
     def lease(self, job_ids: list[int] | None = None) -> Lease | None:
         """Take the next pending batch, else an abandoned running one, of these jobs (any when None)."""
         conn = self.conn
         with conn.transaction():
             while True:
-                # one pending row at a time, so that concurrent workers never starve each other
-                rows = conn.execute(self._CANDIDATES, {"state": "pending", "jobs": job_ids, "limit": 1}).fetchall()
-                rows += conn.execute(self._CANDIDATES, {"state": "running", "jobs": job_ids, "limit": 64}).fetchall()
                 # a running batch whose lock is free was abandoned; one whose lease expired is taken over
-                row, got = claim(conn, LockSpace.JOB_BATCH, rows,
-                                       take_unlocked=lambda r: r[6] == "running" and r[7])
+                row, got = claim(conn, LockSpace.JOB_BATCH, batches.lease_candidates(conn, job_ids),
+                                 take_unlocked=lambda r: r[6] == "running" and r[7])
                 if row is None:
                     return None
                 batch_id, job_id, first, last, n, attempts, state, expired, max_attempts, lease_seconds = row
                 if attempts >= max_attempts:
-                    conn.execute("UPDATE xpdb.job_batch SET state = 'failed', finished_at = now(), error = coalesce("
-                                 "error, 'abandoned by its worker') || ' (after ' || attempts || ' attempts)' "
-                                 "WHERE batch_id = %s", (batch_id,))
+                    batches.give_up(conn, batch_id, job_id)
                     if got:
                         unlock(conn, LockSpace.JOB_BATCH, batch_id)
-                    refresh_state(conn, job_id)
                     continue
-                conn.execute("UPDATE xpdb.job_batch SET state = 'running', lease_owner = %s, attempts = attempts + 1, "
-                             "lease_expires = now() + make_interval(secs => %s), started_at = now() "
-                             "WHERE batch_id = %s", (self.name, lease_seconds, batch_id))
-                conn.execute("UPDATE xpdb.job SET state = 'running' WHERE job_id = %s AND state = 'pending'", (job_id,))
+                batches.start(conn, batch_id, job_id, self.name, lease_seconds)
                 return Lease(batch_id, job_id, first, last, n, attempts + 1)
 
     def release(self, held: Lease) -> None:
@@ -137,8 +120,7 @@ class Worker:
         outputs = kind.predict(loaded, inputs)
         nulls = {name: ~np.isfinite(values) for name, values in outputs.items() if values.dtype.kind == "f"}
         with conn.transaction():
-            owner = conn.execute("SELECT lease_owner, state FROM xpdb.job_batch WHERE batch_id = %s FOR UPDATE",
-                                 (lease.batch_id,)).fetchone()
+            owner = batches.holder(conn, lease.batch_id)
             if owner != (self.name, "running"):
                 raise LeaseLost(f"batch {lease.batch_id} was taken over by {owner[0]} ({owner[1]})")
             if self.before_commit:
@@ -146,9 +128,7 @@ class Worker:
             write_back(conn, kind.output, model_id=job.model_id, job_id=job.job_id, source_ids=ids, outputs=outputs,
                        nulls=nulls)
             seconds = time.perf_counter() - t0
-            conn.execute("UPDATE xpdb.job_batch SET state = 'done', finished_at = now(), n_predicted = %s, "
-                         "seconds = %s, error = NULL WHERE batch_id = %s", (len(ids), seconds, lease.batch_id))
-            refresh_state(conn, lease.job_id)
+            batches.finish(conn, lease.batch_id, lease.job_id, len(ids), seconds)
         return BatchOutcome(lease.batch_id, len(ids), seconds, getattr(inputs, "computed_features", 0))
 
     def fail(self, lease: Lease, error: str) -> None:
@@ -156,14 +136,7 @@ class Worker:
         conn = self.conn
         conn.rollback()
         with conn.transaction():
-            conn.execute("""
-                UPDATE xpdb.job_batch b SET state = CASE WHEN b.attempts >= j.max_attempts THEN 'failed'
-                                                         ELSE 'pending' END,
-                       error = %s, lease_owner = NULL, lease_expires = NULL,
-                       finished_at = CASE WHEN b.attempts >= j.max_attempts THEN now() END
-                FROM xpdb.job j WHERE j.job_id = b.job_id AND b.batch_id = %s AND b.lease_owner = %s""",
-                         (error[-2000:], lease.batch_id, self.name))
-            refresh_state(conn, lease.job_id)
+            batches.fail_attempt(conn, lease.batch_id, lease.job_id, self.name, error)
 
     def run(self, job_ids: list[int] | None = None, *, wait: bool = False, poll_seconds: float = 2.0,
             on_batch: Callable[[BatchOutcome], None] | None = None) -> int:
@@ -200,13 +173,11 @@ class Worker:
 
     def _others_running(self, job_ids) -> bool:
         """Batches running elsewhere may still be abandoned and need taking over."""
-        row = self.conn.execute("SELECT count(*) FROM xpdb.job_batch WHERE state = 'running' AND "
-                                "(%(jobs)s::int[] IS NULL OR job_id = ANY(%(jobs)s::int[]))", {"jobs": job_ids}).fetchone()
+        n = batches.count_batches(self.conn, "running", job_ids)
         self.conn.commit()
-        return row[0] > 0
+        return n > 0
 
     def _pending(self, job_ids) -> bool:
-        row = self.conn.execute("SELECT count(*) FROM xpdb.job_batch WHERE state = 'pending' AND "
-                                "(%(jobs)s::int[] IS NULL OR job_id = ANY(%(jobs)s::int[]))", {"jobs": job_ids}).fetchone()
+        n = batches.count_batches(self.conn, "pending", job_ids)
         self.conn.commit()
-        return row[0] > 0
+        return n > 0

@@ -66,9 +66,14 @@ def _ensure_features(url: str, catalogs: list[str], preprocessing: Preprocessing
 
 
 def training_sets(url: str, *, labels: str, test_labels: str | None = None, split: str | None = None,
-                  selection: str = "giant_sample", photometry=(), preprocessing: Preprocessing = Preprocessing()
-                  ) -> TrainingSets:
-    """The training and test stars (see the module docstring)."""
+                  selection: str = "giant_sample", train_selection: str | None = None, photometry=(),
+                  preprocessing: Preprocessing = Preprocessing()) -> TrainingSets:
+    """The training and test stars (see the module docstring).
+
+    ``train_selection`` draws the training stars from another (usually wider) selection than
+    the test stars, e.g. every labelled star of the colour domain to teach a model about
+    giants: the test stars stay those of ``selection``.
+    """
     if split is not None and split not in SPLITS:
         raise TrainingError(f"unknown split {split!r}; known: {', '.join(SPLITS)}")
     if split is not None and test_labels is not None:
@@ -84,24 +89,26 @@ def training_sets(url: str, *, labels: str, test_labels: str | None = None, spli
         pid = preprocessing_id(conn, preprocessing)
         conn.commit()
         common = {"pid": pid, "selection": selection, "photometry": photometry}
+        trains = {**common, "selection": train_selection or selection}
         if split == "fixed":
-            training = labelled_stars(conn, catalog=labels, split="train", **common)
+            training = labelled_stars(conn, catalog=labels, split="train", **trains)
             test = labelled_stars(conn, catalog=labels, split="test", **common)
             described = {"split": "fixed: test = source_id % 5 = 0 or a cluster member", "test_catalog": labels}
         elif split == "development":
-            training = labelled_stars(conn, catalog=labels, split="dev_train", **common)
+            training = labelled_stars(conn, catalog=labels, split="dev_train", **trains)
             test = labelled_stars(conn, catalog=labels, split="dev", **common)
             described = {"split": "development: the training side, scored on its source_id % 5 = 1 part "
                                   "(for choices; the test side is not used)", "test_catalog": labels}
         else:
-            training = labelled_stars(conn, catalog=labels, **common)
+            training = labelled_stars(conn, catalog=labels, **trains)
             test = (labelled_stars(conn, catalog=test_labels, exclude_catalog=labels, **common)
                     if test_labels else None)
             described = {"split": None, "test_catalog": test_labels}
     if len(training) < MIN_TRAINING_STARS:
-        raise TrainingError(f"only {len(training)} stars of {labels!r} pass {selection} with usable features; "
-                            f"training needs at least {MIN_TRAINING_STARS}")
-    return TrainingSets(pid, training, test, {"selection": selection, **described})
+        raise TrainingError(f"only {len(training)} stars of {labels!r} pass {train_selection or selection} with "
+                            f"usable features; training needs at least {MIN_TRAINING_STARS}")
+    return TrainingSets(pid, training, test, {"selection": selection, "train_selection": train_selection or selection,
+                                              **described})
 
 
 def test_metrics(kind: kinds_mod.ModelKind, predictor: Any, test: Stars) -> dict:
@@ -117,7 +124,8 @@ def test_metrics(kind: kinds_mod.ModelKind, predictor: Any, test: Stars) -> dict
 
 
 def train_model(url: str, kind: str = "uacsnet", *, labels: str, test_labels: str | None = None,
-                split: str | None = None, selection: str = "giant_sample", name: str | None = None,
+                split: str | None = None, selection: str = "giant_sample", train_selection: str | None = None,
+                name: str | None = None,
                 config: Any = None, preprocessing: Preprocessing = Preprocessing(), ablation: bool = True,
                 on_epoch: Callable | None = None, on_stage: Callable[[str], None] | None = None,
                 reuse_existing: bool = False) -> TrainingOutcome:
@@ -134,7 +142,8 @@ def train_model(url: str, kind: str = "uacsnet", *, labels: str, test_labels: st
     stage = on_stage or (lambda s: None)
     stage("features")
     sets = training_sets(url, labels=labels, test_labels=test_labels, split=split, selection=selection,
-                         photometry=tuple(getattr(config, "photometry", ())), preprocessing=preprocessing)
+                         train_selection=train_selection, photometry=tuple(getattr(config, "photometry", ())),
+                         preprocessing=preprocessing)
     training, test = sets.training, sets.test
     digest = training.digest(preprocessing.version)
     test_catalog = sets.description["test_catalog"]
@@ -143,7 +152,9 @@ def train_model(url: str, kind: str = "uacsnet", *, labels: str, test_labels: st
             for record in reversed(registry.list_models(conn)):
                 if (record.name == name and record.kind == kind and record.training_set_hash == digest
                         and record.test_catalog == test_catalog and record.hyperparameters == config.to_dict()
-                        and (record.metrics or {}).get("split") == sets.description["split"]):
+                        and (record.metrics or {}).get("split") == sets.description["split"]
+                        and (record.metrics or {}).get("train_selection", sets.description["selection"])
+                        == sets.description["train_selection"]):
                     return TrainingOutcome(record, record.metrics or {})
     stage("training")
     t0 = time.perf_counter()

@@ -34,19 +34,20 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from xpdb.models.backend import keras, seed_everything
+from xpdb.models.config import Hyperparameters
 
 N_FEATURES = 60
 SPLIT_SEED = 20240601
 
 
 @dataclass
-class UACSNetConfig:
+class UACSNetConfig(Hyperparameters):
     """Every hyperparameter; the defaults are the paper's except epochs/patience (CPU-sized)."""
 
     hidden: tuple[int, ...] = (256, 64, 16, 8)  # [Fe/H] branch; hidden[2] is Z
@@ -73,18 +74,6 @@ class UACSNetConfig:
     ensemble_error: str = "mixture"  # the ensemble's sigma: "mixture" or "ambiguity" (see _train_ensemble)
     calibrate_errors: bool = False  # rescale sigma to unit-width normalised residuals on the validation hold-out
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["hidden"], d["bins"], d["photometry"] = list(self.hidden), list(self.bins), list(self.photometry)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> UACSNetConfig:
-        d = dict(d)
-        d["hidden"] = tuple(d.get("hidden", cls.hidden))
-        d["bins"] = tuple(d.get("bins", cls.bins))
-        d["photometry"] = tuple(d.get("photometry", cls.photometry))
-        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
 def cost_weights(bp_rp0: np.ndarray, feh: np.ndarray, bins: tuple[int, int] = (10, 15),

@@ -38,6 +38,17 @@ as names; ``LOWER(``, ``UPPER(``, ``COALESCE(`` as function calls; ``CAST(x AS t
 call whose type is checked against a list. Parsing is two-stage (fast SLL, then full LL when
 that fails, for the error message).
 
+Checks: the query may be at most ``max_length`` characters (default MAX_QUERY_LENGTH; parsing
+time grows with it); constant geometry must make sense - a CIRCLE radius or the ``r`` of
+``DISTANCE(...) < r`` within [0, 180] degrees, Dec within [-90, 90], POLYGON vertices finite,
+BOX sides within range and not beyond a pole - else an ADQLError says which argument. The
+tables a query reads are returned in ``TranslatedQuery.tables`` (common table expressions
+excluded), so that the caller can refuse tables it does not publish.
+
+Thread safety: every thread parses with its own ANTLR prediction caches (the runtime
+otherwise shares them between all parsers of a grammar, unguarded), so translations in
+different threads need no lock and never wait for each other.
+
 Limits, from the grammar: no CASE, no scalar subqueries in expressions (subqueries go in FROM,
 IN and EXISTS), IS NULL only on columns, only ASCII in names and strings, no block comments;
 brackets may nest 40 deep. Anything that does not parse is an :class:`ADQLError` with the
@@ -46,9 +57,10 @@ brackets may nest 40 deep. Anything that does not parse is an :class:`ADQLError`
 
 from __future__ import annotations
 
+import math
 import re
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import antlr4
 from antlr4.atn.PredictionMode import PredictionMode
@@ -56,6 +68,10 @@ from antlr4.error.ErrorListener import ErrorListener
 from antlr4.error.Errors import ParseCancellationException
 from antlr4.error.ErrorStrategy import BailErrorStrategy, DefaultErrorStrategy
 from antlr4.ListTokenSource import ListTokenSource
+from antlr4.atn.LexerATNSimulator import LexerATNSimulator
+from antlr4.atn.ParserATNSimulator import ParserATNSimulator
+from antlr4.dfa.DFA import DFA
+from antlr4.PredictionContext import PredictionContextCache
 from antlr4.ParserRuleContext import ParserRuleContext
 from antlr4.Token import CommonToken
 from antlr4.tree.Tree import TerminalNode
@@ -100,7 +116,8 @@ _MATH = {"ABS": "abs", "CEILING": "ceil", "DEGREES": "degrees", "EXP": "exp", "F
          "LOG": "ln", "LOG10": "log10", "PI": "pi", "POWER": "power", "RADIANS": "radians",
          "SQRT": "sqrt", "ROUND": "round", "TRUNCATE": "trunc"}
 _MAX_NESTING = 40  # brackets
-_PARSE_LOCK = threading.Lock()  # the ANTLR runtime shares its prediction caches between parsers
+MAX_QUERY_LENGTH = 1_000_000  # characters; parsing takes about 10 s a million on a slow core
+_CACHES = threading.local()  # per thread: ANTLR's prediction caches (shared by class otherwise, unguarded)
 
 
 @dataclass
@@ -109,18 +126,32 @@ class TranslatedQuery:
 
     sql: str  # PostgreSQL to run
     top: int | None  # the TOP n of the query, if any (already applied as LIMIT in sql)
+    # the tables read, as (schema or None, name): unquoted names lower-cased, gaiadr3 as xpdb
+    tables: tuple[tuple[str | None, str], ...] = field(default_factory=tuple)
 
 
-def to_postgresql(adql: str, *, max_rows: int | None = None) -> TranslatedQuery:
+def to_postgresql(adql: str, *, max_rows: int | None = None, max_length: int = MAX_QUERY_LENGTH) -> TranslatedQuery:
     """Translate one ADQL SELECT to PostgreSQL on q3c; with max_rows, at most max_rows + 1 rows."""
     if max_rows is not None and max_rows < 0:
         raise ValueError("max_rows must be >= 0")
+    if len(adql) > max_length:
+        raise ADQLError(f"the query is {len(adql):,} characters long; this service accepts at most {max_length:,} "
+                        "(upload long lists of ids as a table is not supported: split the query)")
     try:
-        with _PARSE_LOCK:
-            tree, casts = _parse(adql)
+        tree, casts = _parse(adql)
         return _Emitter(casts, max_rows).translate(tree)
     except RecursionError:
         raise ADQLError("the query is nested too deeply") from None
+
+
+def _simulators() -> tuple:
+    """This thread's (lexer DFAs, lexer cache, parser DFAs, parser cache)."""
+    caches = getattr(_CACHES, "value", None)
+    if caches is None:
+        caches = _CACHES.value = (
+            [DFA(state, i) for i, state in enumerate(L.atn.decisionToState)], PredictionContextCache(),
+            [DFA(state, i) for i, state in enumerate(P.atn.decisionToState)], PredictionContextCache())
+    return caches
 
 
 def _error_at(node, message: str) -> ADQLError:
@@ -155,7 +186,9 @@ class _Listener(ErrorListener):
 def _parse(adql: str):
     """Lex, adapt the tokens to the grammar, parse; the tree and the CAST target types."""
     listener = _Listener()
+    lexer_dfa, lexer_cache, parser_dfa, parser_cache = _simulators()
     lexer = L(antlr4.InputStream(adql))
+    lexer._interp = LexerATNSimulator(lexer, L.atn, lexer_dfa, lexer_cache)
     lexer.removeErrorListeners()
     lexer.addErrorListener(listener)
     tokens = [t for t in lexer.getAllTokens() if t.channel == antlr4.Token.DEFAULT_CHANNEL]
@@ -179,6 +212,7 @@ def _parse(adql: str):
         tokens.append(listener.end)
     stream = antlr4.CommonTokenStream(ListTokenSource(tokens))
     parser = P(stream)
+    parser._interp = ParserATNSimulator(parser, P.atn, parser_dfa, parser_cache)
     parser.removeErrorListeners()
     parser.addErrorListener(listener)
     # two-stage parsing: SLL prediction is some 30x faster and right for nearly every query;
@@ -328,7 +362,7 @@ class _Emitter:
             top = int(self.outer.set_limit().unsigned_decimal().getText())
         if self.outer is None and self.max_rows is not None:
             sql = f"SELECT * FROM ({sql}) AS adql_result LIMIT {self.max_rows + 1}"
-        return TranslatedQuery(sql=sql, top=top)
+        return TranslatedQuery(sql=sql, top=top, tables=_tables_read(tree))
 
     def emit(self, node) -> str:
         if isinstance(node, TerminalNode):
@@ -460,7 +494,9 @@ class _Emitter:
         return self._coordinates(coordinates.coordinate1(), coordinates.coordinate2())
 
     def _coordinates(self, ra, dec) -> _Pos:
-        return _Pos(self.emit(ra), self.emit(dec), _has_column(ra) or _has_column(dec))
+        pos = _Pos(self.emit(ra), self.emit(dec), _has_column(ra) or _has_column(dec))
+        _check_position(pos.ra, pos.dec, ra, dec)
+        return pos
 
     def _point_of(self, coord_value) -> _Pos:
         point = _unwrap(coord_value)
@@ -468,8 +504,11 @@ class _Emitter:
             raise _error_at(coord_value, "only an explicit POINT(...) is supported here")
         return self._point(point)
 
-    def _cone(self, point: _Pos, centre: _Pos, radius: str) -> str:
+    def _cone(self, point: _Pos, centre: _Pos, radius: str, at, what: str = "the CIRCLE radius") -> str:
         """Points within radius of centre, written so that q3c can use an index."""
+        value = _constant(radius)
+        if value is not None and not 0 <= value <= 180:
+            raise _error_at(at, f"{what} must be between 0 and 180 degrees, not {_show(value)}")
         if not centre.columns:
             return f"q3c_radial_query({point.ra}, {point.dec}, {centre.ra}, {centre.dec}, {radius})"
         if not point.columns:
@@ -489,17 +528,30 @@ class _Emitter:
             self._coord_sys(second.coord_sys())
             centre = second.circle_center()
             if centre.coordinates() is not None:
-                return self._cone(point, self._pair(centre.coordinates()), self.emit(second.radius()))
-            return self._cone(point, self._point_of(centre.coord_value()), self.emit(second.radius()))
+                return self._cone(point, self._pair(centre.coordinates()), self.emit(second.radius()), second.radius())
+            return self._cone(point, self._point_of(centre.coord_value()), self.emit(second.radius()),
+                              second.radius())
         if isinstance(second, P.PolygonContext):
             self._coord_sys(second.coord_sys())
-            vertices = [self.emit(c) for pair in second.coordinates()
-                        for c in (pair.coordinate1(), pair.coordinate2())]
+            pairs = second.coordinates()
+            if len(pairs) < 3:
+                raise _error_at(second, f"a POLYGON needs at least 3 vertices, not {len(pairs)}")
+            vertices = [c for pair in pairs for c in (lambda p: (p.ra, p.dec))(self._pair(pair))]
         elif isinstance(second, P.BoxContext):
             self._coord_sys(second.coord_sys())
             centre = self._pair(second.coordinates())
             ra, dec = _paren(centre.ra), _paren(centre.dec)
-            half_w, half_h = (f"{_paren(self.emit(v))} / 2.0" for v in second.numeric_value_expression())
+            sides = second.numeric_value_expression()
+            width, height = (_constant(self.emit(v)) for v in sides)
+            if width is not None and not 0 <= width <= 360:
+                raise _error_at(sides[0], f"the BOX width must be between 0 and 360 degrees, not {_show(width)}")
+            if height is not None and not 0 <= height <= 180:
+                raise _error_at(sides[1], f"the BOX height must be between 0 and 180 degrees, not {_show(height)}")
+            dec_value = _constant(centre.dec)
+            if height is not None and dec_value is not None and abs(dec_value) + height / 2 > 90:
+                raise _error_at(sides[1], f"the BOX reaches beyond a pole (Dec {_show(dec_value)} "
+                                f"+/- {_show(height / 2)} degrees)")
+            half_w, half_h = (f"{_paren(self.emit(v))} / 2.0" for v in sides)
             vertices = [f"{ra} - {half_w}", f"{dec} - {half_h}", f"{ra} + {half_w}", f"{dec} - {half_h}",
                         f"{ra} + {half_w}", f"{dec} + {half_h}", f"{ra} - {half_w}", f"{dec} + {half_h}"]
         else:
@@ -537,7 +589,112 @@ class _Emitter:
         else:
             return _join([self.emit(left), op, self.emit(right)])
         first, second = self._distance_positions(distance)
-        return self._cone(first, second, self.emit(radius))
+        return self._cone(first, second, self.emit(radius), radius, "the radius r of DISTANCE(...) < r")
+
+
+_NUMBER = re.compile(r"\s*(?:(\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)|([-+*/()]))")
+
+
+def _constant(sql: str) -> float | None:
+    """The value of ``sql`` when it is arithmetic on numbers only (+ - * / and brackets), else None."""
+    tokens: list[str] = []
+    pos = 0
+    text = sql.strip()
+    while pos < len(text):
+        m = _NUMBER.match(text, pos)
+        if m is None:
+            return None
+        tokens.append(m.group(1) or m.group(2))
+        pos = m.end()
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+    if not tokens:
+        return None
+    index = 0
+
+    def peek() -> str | None:
+        return tokens[index] if index < len(tokens) else None
+
+    def take() -> str:
+        nonlocal index
+        index += 1
+        return tokens[index - 1]
+
+    def expression() -> float:
+        value = term()
+        while peek() in ("+", "-"):
+            value = value + term() if take() == "+" else value - term()
+        return value
+
+    def term() -> float:
+        value = factor()
+        while peek() in ("*", "/"):
+            if take() == "*":
+                value *= factor()
+            else:
+                value /= factor()
+        return value
+
+    def factor() -> float:
+        token = peek()
+        if token in ("+", "-"):
+            take()
+            return factor() if token == "+" else -factor()
+        if token == "(":
+            take()
+            value = expression()
+            if take() != ")":
+                raise ValueError
+            return value
+        if token is None or token in ")*/":
+            raise ValueError
+        return float(take())
+
+    try:
+        value = expression()
+    except (ValueError, IndexError, ZeroDivisionError, OverflowError):
+        return None
+    return value if index == len(tokens) else None
+
+
+def _show(value: float) -> str:
+    return f"{value:g}"
+
+
+def _check_position(ra_sql: str, dec_sql: str, ra_node, dec_node) -> None:
+    """Constant coordinates must be finite degrees, Dec within [-90, 90]."""
+    ra, dec = _constant(ra_sql), _constant(dec_sql)
+    if ra is not None and not math.isfinite(ra):
+        raise _error_at(ra_node, f"RA must be a finite number of degrees, not {_show(ra)}")
+    if dec is not None and not (math.isfinite(dec) and -90 <= dec <= 90):
+        raise _error_at(dec_node, f"Dec must be between -90 and 90 degrees, not {_show(dec)}")
+
+
+def _tables_read(tree) -> tuple[tuple[str | None, str], ...]:
+    """The tables named in FROM clauses, as (schema or None, name); common table expressions excluded."""
+    ctes, found = set(), []
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, TerminalNode):
+            continue
+        if isinstance(node, P.Query_nameContext):
+            ctes.add(_name(node.getText()))
+        elif isinstance(node, P.Table_nameContext) and isinstance(node.parentCtx, P.Table_referenceContext):
+            schema = node.schema_name()
+            schema_name = _name(schema.getText()) if schema is not None else None
+            if schema_name is not None and not schema.getText().startswith('"'):
+                schema_name = _SCHEMAS.get(schema_name, schema_name)
+            found.append((schema_name, _name(node.identifier().getText())))
+        stack.extend(node.getChildren())
+    return tuple(dict.fromkeys(t for t in found if not (t[0] is None and t[1] in ctes)))
+
+
+def _name(text: str) -> str:
+    """An identifier as PostgreSQL reads it: quoted ones as written, others in lower case."""
+    if text.startswith('"') and text.endswith('"') and len(text) >= 2:
+        return text[1:-1].replace('""', '"')
+    return text.lower()
 
 
 def _identifier(name: str) -> str:

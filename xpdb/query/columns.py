@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from xpdb.flags import PredictionFlag, column_description
+
 
 @dataclass(frozen=True)
 class ColumnMeta:
@@ -50,8 +52,7 @@ COLUMNS: dict[str, ColumnMeta] = {
     "z_kpc": ColumnMeta("kpc", "pos.cartesian.z", "Distance from the Galactic plane"),
     "feh": ColumnMeta(None, "phys.abund.Fe", "[Fe/H] from UA-CSNet [dex]"),
     "feh_err": ColumnMeta(None, "stat.error;phys.abund.Fe", "Predicted [Fe/H] uncertainty (UA-CSNet; use for G < 15) [dex]"),
-    "flags": ColumnMeta(None, "meta.code.qual", "Prediction flags: 1 outside 0.7<(BP-RP)0<1.9, 2 G>15, 4 E(B-V)>=0.5, "
-                                                  "8 missing band, 16 features not computable, 32 not in giant_sample"),
+    "flags": ColumnMeta(None, "meta.code.qual", "Prediction " + column_description(PredictionFlag)),
     "feh_ref": ColumnMeta(None, "phys.abund.Fe", "Reference [Fe/H] of the cross-matched catalogue [dex]"),
     "feh_ref_err": ColumnMeta(None, "stat.error;phys.abund.Fe", "Uncertainty of the reference [Fe/H] [dex]"),
     "delta_feh": ColumnMeta(None, "arith.diff;phys.abund.Fe", "FEH - FEH_ref [dex]"),

@@ -43,7 +43,7 @@ def write_table(table, fmt: str, out: Path | None, *, info: dict | None = None) 
     if fmt not in FORMATS:
         raise OutputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     if out is None and fmt in BINARY_FORMATS:
-        raise OutputError(f"--format {fmt} needs --out FILE")
+        raise OutputError(f"the {fmt} format needs an output file (CLI: --out FILE)")
     if fmt == "table":
         from rich.console import Console
         from rich.table import Table as RichTable

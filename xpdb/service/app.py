@@ -9,7 +9,12 @@ Start-up resolves the database (``xpdb.db.engine.ready()`` unless URLs are given
 refreshes ``tap_schema.column_meta`` from ``xpdb.query.columns``, opens the connection
 pools and starts the asynchronous job executor (which first re-queues jobs left
 EXECUTING by a previous server). Every blocking database call runs in Starlette's thread
-pool, so the event loop only moves bytes.
+pool, so the event loop only moves bytes; ADQL is translated in worker processes
+(``parsing.py``) with a time limit.
+
+Middleware: request bodies are limited (413), and ``auth.Authentication`` resolves the
+user of a request from its token. Every error, unknown paths and methods included, is a
+VOTable error document; a NUL or undecodable character in a path or parameter is a 4xx.
 """
 
 from __future__ import annotations
@@ -22,15 +27,21 @@ from datetime import datetime, timezone
 
 import psycopg
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from xpdb.service import scs, tap, uws, vosi
+from xpdb.service import auth, scs, tap, uws, vosi
+from xpdb.service.execute import PublishedTables
 from xpdb.service.executor import JobExecutor
 from xpdb.service.jobs import JobStore
+from xpdb.service.params import RequestTooLarge
+from xpdb.service.parsing import ParserPool
 from xpdb.service.pool import ConnectionPool
 from xpdb.service.settings import ServiceSettings
+from xpdb.service.users import UserDirectory
 
 log = logging.getLogger("xpdb.service")
 
@@ -47,6 +58,9 @@ class Service:
     jobs: JobStore
     executor: JobExecutor
     notifier: uws.Notifier
+    parser: ParserPool
+    published: PublishedTables
+    users: UserDirectory
     started: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     stopping: bool = False
 
@@ -79,14 +93,20 @@ def build_service(settings: ServiceSettings, database_url: str, reader_url: str)
     from xpdb.query.run import reader_connect
 
     notifier = uws.Notifier()
-    readers = ConnectionPool(lambda: reader_connect(reader_url), settings.pool_size, wait_s=settings.pool_wait_s)
+    parser = ParserPool(small_workers=settings.parse_workers, large_workers=1, timeout_s=settings.parse_timeout_s,
+                        max_length=settings.adql_max_length)
+    published = PublishedTables()
+    readers = ConnectionPool(lambda: reader_connect(reader_url, timeout_s=settings.sync_timeout_s),
+                             settings.pool_size, wait_s=settings.pool_wait_s)
     writers = ConnectionPool(lambda: psycopg.connect(database_url, autocommit=True), max(2, settings.pool_size // 2),
                              wait_s=settings.pool_wait_s)
     jobs = JobStore(writers, default_duration=settings.async_duration_s,
                     duration_limit=settings.async_duration_limit_s, retention_s=settings.retention_s)
-    executor = JobExecutor(database_url, reader_url, settings, notify=notifier.notify)
+    executor = JobExecutor(database_url, reader_url, settings, notify=notifier.notify, translate=parser.translate,
+                           published=published)
     return Service(settings=settings, database_url=database_url, reader_url=reader_url, readers=readers,
-                   writers=writers, jobs=jobs, executor=executor, notifier=notifier)
+                   writers=writers, jobs=jobs, executor=executor, notifier=notifier, parser=parser,
+                   published=published, users=UserDirectory(writers))
 
 
 def create_app(settings: ServiceSettings | None = None, *, database_url: str | None = None,
@@ -99,9 +119,14 @@ def create_app(settings: ServiceSettings | None = None, *, database_url: str | N
         loop = asyncio.get_running_loop()
         url, reader = await loop.run_in_executor(None, resolve_urls, database_url, reader_url)
         await loop.run_in_executor(None, sync_column_meta, url)
+        from xpdb.db.security import check
+
+        for problem in await loop.run_in_executor(None, check, url):
+            log.warning("security: %s; run `xpdb db migrate` once as a database superuser", problem)
         service = build_service(settings, url, reader)
         service.notifier.bind(loop)
         await loop.run_in_executor(None, service.executor.start)
+        loop.run_in_executor(None, service.parser.start)  # in the background: the first queries may wait
         app.state.service = service
         log.info("xpdb service ready (database %s)", url.split("@")[-1])
         try:
@@ -109,6 +134,7 @@ def create_app(settings: ServiceSettings | None = None, *, database_url: str | N
         finally:
             service.stopping = True
             await loop.run_in_executor(None, service.executor.stop)
+            service.parser.close()
             service.readers.close()
             service.writers.close()
 
@@ -124,7 +150,76 @@ def create_app(settings: ServiceSettings | None = None, *, database_url: str | N
         Route("/tap/tables/{name}", vosi.table, methods=["GET"]),
         *uws.ROUTES,
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    middleware = [Middleware(BodyLimit, limit=settings.max_body_bytes), Middleware(auth.Authentication)]
+    handlers = {HTTPException: _http_error, Exception: _server_error}
+    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware, exception_handlers=handlers)
+
+
+def _votable_error(message: str, status: int, headers: dict | None = None) -> Response:
+    from xpdb.service.documents import error_document
+
+    return Response(error_document(message), status_code=status, media_type="application/x-votable+xml",
+                    headers=headers)
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    """Unknown paths (404), wrong methods (405) and the like, as VOTable error documents."""
+    message = {404: f"no resource at {request.url.path!r}; the service is at /tap and /scs",
+               405: f"{request.method} is not allowed here"}.get(exc.status_code, str(exc.detail))
+    return _votable_error(message, exc.status_code, getattr(exc, "headers", None))
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _votable_error(f"internal error ({type(exc).__name__}); the server log has the details", 500)
+
+
+class BodyLimit:
+    """Refuses request bodies longer than ``limit`` bytes (413), by Content-Length or while they arrive."""
+
+    def __init__(self, app, *, limit: int):
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope.get("headers") or []).get(b"content-length")
+        try:
+            too_long = length is not None and int(length) > self.limit
+        except ValueError:
+            too_long = False
+        if too_long:
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+        started = False
+
+        async def limited_receive():
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise RequestTooLarge(f"the body is longer than {self.limit:,} bytes")
+            return message
+
+        async def watched_send(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, watched_send)
+        except RequestTooLarge:
+            if not started:
+                await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope, receive, send):
+        response = _votable_error(f"the request is too large: this service accepts bodies of at most "
+                                  f"{self.limit:,} bytes (ADQL queries of {self.limit // 3:,} characters)", 413)
+        await response(scope, receive, send)
 
 
 def app_from_env() -> Starlette:

@@ -2,8 +2,8 @@
 
 Results keep the units, UCDs and descriptions that ``xpdb.query.columns`` puts on the
 astropy Table. A VOTable result carries ``<INFO name="QUERY_STATUS" value="OK"/>`` before
-its TABLE and, when MAXREC cut it, a second ``QUERY_STATUS`` INFO with value OVERFLOW
-after the TABLE (DALI 1.1). Error documents carry
+its TABLE and, when MAXREC or the service's byte limit cut it, a second ``QUERY_STATUS``
+INFO with value OVERFLOW after the TABLE (DALI 1.1), whose text says which limit. Error documents carry
 ``<INFO name="QUERY_STATUS" value="ERROR">message</INFO>`` in a ``results`` RESOURCE
 and, for cone search (SCS 1.03), also ``<INFO ID="Error" name="Error" value="message"/>``
 directly under VOTABLE.
@@ -22,20 +22,20 @@ from xpdb.service.params import Format
 
 _VALID_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
-_OVERFLOW = b'<INFO name="QUERY_STATUS" value="OVERFLOW"/>\n'
 
 
-def result_document(table, fmt: Format, *, overflow: bool, infos: dict[str, object] | None = None) -> bytes:
-    """``table`` as a VOTable, CSV, TSV or FITS document."""
+def result_document(table, fmt: Format, *, overflow: bool, infos: dict[str, object] | None = None,
+                    overflow_message: str | None = None) -> bytes:
+    """``table`` as a VOTable, CSV, TSV or FITS document; ``overflow_message`` says why it is cut."""
     infos = infos or {}
     if fmt.name == "votable":
-        return _votable(table, fmt.serialization or "binary2", overflow, infos)
+        return _votable(table, fmt.serialization or "binary2", overflow, infos, overflow_message)
     if fmt.name in ("csv", "tsv"):
         out = io.StringIO()
         table.write(out, format="ascii.csv" if fmt.name == "csv" else "ascii.tab")
         return out.getvalue().encode()
     if fmt.name == "fits":
-        return _fits(table, overflow, infos)
+        return _fits(table, overflow, {**infos, **({"OVERFLOW": overflow_message} if overflow_message else {})})
     raise ValueError(f"unknown format {fmt.name}")
 
 
@@ -82,7 +82,7 @@ def _ascii(text: str) -> str:
     return "".join(c if " " <= c <= "~" else (" " if c.isspace() else "?") for c in text)
 
 
-def _votable(table, serialization: str, overflow: bool, infos: dict) -> bytes:
+def _votable(table, serialization: str, overflow: bool, infos: dict, overflow_message: str | None = None) -> bytes:
     from astropy.io.votable.tree import Info
 
     names = table.colnames
@@ -104,10 +104,16 @@ def _votable(table, serialization: str, overflow: bool, infos: dict) -> bytes:
         resource.infos.append(info)
     out = io.BytesIO()
     vot.to_xml(out)
-    body = out.getvalue()
-    if overflow:
-        end = body.rfind(b"</RESOURCE>")
-        body = body[:end] + _OVERFLOW + body[end:]
+    del vot, safe  # the document is all that is needed now (results may be large: few copies)
+    if not overflow:
+        return out.getvalue()
+    text = escape(xml_safe(overflow_message)) if overflow_message else ""
+    status = f'<INFO name="QUERY_STATUS" value="OVERFLOW">{text}</INFO>\n'.encode()
+    view = out.getbuffer()
+    tail_start = max(0, len(view) - 4096)
+    end = tail_start + bytes(view[tail_start:]).rfind(b"</RESOURCE>")
+    body = b"".join((view[:end], status, view[end:]))
+    view.release()
     return body
 
 

@@ -9,6 +9,8 @@ traceback never reaches the client.
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from dataclasses import dataclass
 
 import psycopg
@@ -16,14 +18,13 @@ from starlette.exceptions import HTTPException
 
 from xpdb.query.run import QueryError, run_readonly
 from xpdb.service.documents import result_document
-from xpdb.service.params import Format, ParameterError, Params, parse_format, parse_maxrec
+from xpdb.service.params import Format, ParameterError, Params, RequestTooLarge, parse_format, parse_maxrec
 from xpdb.service.pool import PoolTimeout
 from xpdb.service.settings import ServiceSettings
 
 log = logging.getLogger("xpdb.service")
 
 LANGUAGES = ("ADQL", "ADQL-2.0", "ADQL-2.1")
-EXPLAIN_ABOVE = 10_000  # rows; smaller results are not worth the extra EXPLAIN
 
 
 class ServiceError(RuntimeError):
@@ -74,48 +75,86 @@ def check_request(params: Params, settings: ServiceSettings) -> TapRequest:
 
 
 def run_query(request: TapRequest, *, conn: psycopg.Connection, timeout_s: float,
-              max_result_bytes: int | None = None, infos: dict | None = None) -> Outcome:
+              max_result_bytes: int | None = None, infos: dict | None = None, translate=None,
+              published=None) -> Outcome:
     """Translate and run ``request`` on the read-only connection ``conn``; ServiceError on failure.
 
-    With ``max_result_bytes``, a query that may return more than EXPLAIN_ABOVE rows is first
-    EXPLAINed, and refused when the planner expects more bytes than that: rows are held in
-    memory while the result document is written, so one huge result must not sink the server.
+    ``translate(adql, max_rows=...)`` turns ADQL into a TranslatedQuery (default: in this
+    thread; the service passes its parser pool, which has a time limit). A query naming a
+    table that TAP_SCHEMA does not publish is refused (``published``: a
+    :class:`PublishedTables` cache; default: read the list now). Rows are fetched from a cursor
+    until MAXREC or ``max_result_bytes`` (the table and its document in the requested format)
+    is reached: QUERY_STATUS OVERFLOW, with the reason.
     """
     from xpdb.query.adql import ADQLError, to_postgresql
+    from xpdb.query.run import check_published, published_tables
 
     try:
-        translated = to_postgresql(request.query, max_rows=request.maxrec)
+        translated = (translate or to_postgresql)(request.query, max_rows=request.maxrec)
     except ADQLError as exc:
         raise ServiceError(f"ADQL error: {exc}") from None
     try:
-        if max_result_bytes and request.maxrec > EXPLAIN_ABOVE:
-            check_size(translated.sql, conn=conn, max_result_bytes=max_result_bytes, timeout_s=timeout_s)
-        result = run_readonly(translated.sql, max_rows=request.maxrec, timeout_s=timeout_s, conn=conn)
+        if published is not None:
+            published.check(conn, translated.tables)
+        else:
+            check_published(translated.tables, published_tables(conn))
+    except ADQLError as exc:
+        raise ServiceError(f"ADQL error: {exc}") from None
+    try:
+        result = run_readonly(translated.sql, max_rows=request.maxrec, timeout_s=timeout_s, conn=conn,
+                              max_bytes=max_result_bytes, encoding=request.fmt.encoding)
     except QueryError as exc:
         raise ServiceError(f"query failed: {exc}") from None
+    rows, overflow, message = len(result), result.overflow, result.overflow_message
     table = result.to_table()
+    del result  # the table holds the values now
     info = {"QUERY": request.query.strip(), "MAXREC": request.maxrec, **(infos or {})}
-    body = result_document(table, request.fmt, overflow=result.overflow, infos=info)
-    return Outcome(body=body, media_type=request.fmt.media_type, rows=len(result), overflow=result.overflow)
+    body = result_document(table, request.fmt, overflow=overflow, infos=info, overflow_message=message)
+    return Outcome(body=body, media_type=request.fmt.media_type, rows=rows, overflow=overflow)
 
 
-def check_size(sql: str, *, conn: psycopg.Connection, max_result_bytes: int, timeout_s: float) -> None:
-    """Refuse ``sql`` when the planner's rows x width exceeds ``max_result_bytes``."""
-    plan = run_readonly(f"EXPLAIN (FORMAT JSON) {sql}", max_rows=1, timeout_s=timeout_s, conn=conn).rows[0][0]
-    top = (plan[0] if isinstance(plan, list) else plan)["Plan"]
-    rows, width = float(top.get("Plan Rows", 0)), float(top.get("Plan Width", 0))
-    if rows * width > max_result_bytes:
-        raise ServiceError(f"the result would be about {rows * width / 1e6:,.0f} MB ({rows:,.0f} rows of "
-                           f"{width:,.0f} bytes); this service returns at most {max_result_bytes / 1e6:,.0f} MB "
-                           "at once: lower MAXREC, select fewer columns or narrow the query")
+class PublishedTables:
+    """The published table names, read through a reader connection at most every ``ttl_s`` seconds
+    (and again before a table is refused, so that a view made a moment ago is found)."""
+
+    def __init__(self, ttl_s: float = 10.0):
+        self.ttl_s = ttl_s
+        self._value: frozenset[str] | None = None
+        self._at = 0.0
+        self._lock = threading.Lock()
+
+    def __call__(self, conn: psycopg.Connection, *, refresh: bool = False) -> frozenset[str]:
+        from xpdb.query.run import published_tables
+
+        with self._lock:
+            if not refresh and self._value is not None and time.monotonic() - self._at < self.ttl_s:
+                return self._value
+        value = published_tables(conn)
+        with self._lock:
+            self._value, self._at = value, time.monotonic()
+        return value
+
+    def check(self, conn: psycopg.Connection, tables) -> None:
+        """ADQLError unless every table of ``tables`` is published."""
+        from xpdb.query.adql import ADQLError
+        from xpdb.query.run import check_published
+
+        try:
+            check_published(tables, self(conn))
+        except ADQLError:
+            check_published(tables, self(conn, refresh=True))
 
 
 def describe_failure(exc: BaseException) -> ServiceError:
     """Any exception as a ServiceError (unexpected ones are logged with their traceback)."""
     if isinstance(exc, ServiceError):
         return exc
+    if isinstance(exc, RequestTooLarge):
+        return ServiceError(f"the request is too large: {exc}", 413)
     if isinstance(exc, ParameterError):
         return ServiceError(str(exc), 400)
+    if isinstance(exc, (psycopg.DataError, UnicodeError)):  # a parameter the database cannot store or compare
+        return ServiceError(f"a parameter has characters or a value this service cannot use ({exc})", 400)
     if isinstance(exc, QueryError):
         if isinstance(exc.__cause__, psycopg.OperationalError):  # the read-only role cannot log in
             log.error("read-only connection failed: %s", exc)

@@ -34,8 +34,10 @@ class JobExecutor:
     """Threads that execute QUEUED jobs; ``notify(job_id)`` is called at every phase change."""
 
     def __init__(self, database_url: str, reader_url: str, settings: ServiceSettings,
-                 notify: Callable[[str], None] = lambda job_id: None):
+                 notify: Callable[[str], None] = lambda job_id: None, translate=None, published=None):
         self.database_url = database_url
+        self.translate = translate
+        self.published = published
         self.reader_url = reader_url
         self.settings = settings
         self.notify = notify
@@ -154,7 +156,7 @@ class JobExecutor:
         try:
             request = check_request(Params(job.parameters.items()), self.settings)
             if reader is None or reader.closed or reader.broken:
-                reader = reader_connect(self.reader_url)
+                reader = reader_connect(self.reader_url, timeout_s=self.settings.async_duration_limit_s)
             with self._lock:
                 self._running[job.job_id] = reader
             if self._stop.is_set():
@@ -162,7 +164,8 @@ class JobExecutor:
             if JobStore.phase(book, job.job_id) != "EXECUTING":  # aborted or deleted before it was registered
                 raise InterruptedError("the job was aborted")
             outcome = run_query(request, conn=reader, timeout_s=job.execution_duration,
-                                max_result_bytes=self.settings.max_result_bytes, infos={"JOB_ID": job.job_id})
+                                max_result_bytes=self.settings.max_result_bytes, infos={"JOB_ID": job.job_id},
+                                translate=self.translate, published=self.published)
             JobStore.finish(book, job.job_id, self.name, media_type=outcome.media_type, body=outcome.body,
                             rows=outcome.rows, overflow=outcome.overflow)
             log.debug("job %s: %d rows", job.job_id, outcome.rows)

@@ -13,6 +13,8 @@ share one database.
 from __future__ import annotations
 
 import json
+import math
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -30,7 +32,8 @@ MAX_ATTEMPTS = 3
 CONTROL = ("PHASE", "RUNID", "EXECUTIONDURATION", "DESTRUCTION", "ACTION")
 
 _COLUMNS = ("job_id, run_id, phase, parameters, creation_time, start_time, end_time, execution_duration, "
-            "destruction, error_message, result_type, result_rows, overflow, attempts")
+            "destruction, error_message, result_type, result_rows, overflow, attempts, owner_id")
+JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 class JobNotFound(LookupError):
@@ -39,6 +42,22 @@ class JobNotFound(LookupError):
 
 class JobStateError(ValueError):
     """The request does not fit the job's phase (HTTP 400)."""
+
+
+def check_access(job: Job, user: str | None) -> None:
+    """Whether ``user`` (None: anonymous) may see and act on ``job``.
+
+    A job made with a token belongs to its user alone (401 without credentials, 403 for
+    another user). An anonymous job has no owner: its unguessable id (128 random bits)
+    is the only key to it, and it is never listed.
+    """
+    from xpdb.service.auth import AuthenticationError, Forbidden
+
+    if job.owner_id is None or job.owner_id == user:
+        return
+    if user is None:
+        raise AuthenticationError(f"job {job.job_id} belongs to a user: send that user's token")
+    raise Forbidden(f"job {job.job_id} belongs to another user")
 
 
 @dataclass
@@ -57,6 +76,7 @@ class Job:
     result_rows: int | None
     overflow: bool | None
     attempts: int = 0
+    owner_id: str | None = None
 
 
 def utc_iso(when: datetime | None) -> str | None:
@@ -85,8 +105,8 @@ class JobStore:
         self.retention_s = retention_s
 
     # -- HTTP side -------------------------------------------------------------------------
-    def create(self, parameters: dict[str, str]) -> Job:
-        """A new PENDING job (QUEUED when PHASE=RUN is among the parameters)."""
+    def create(self, parameters: dict[str, str], owner: str | None = None) -> Job:
+        """A new PENDING job (QUEUED when PHASE=RUN is among the parameters), owned by ``owner``."""
         params = {k.upper(): v for k, v in parameters.items()}
         if any("\x00" in k or "\x00" in v for k, v in params.items()):
             raise JobStateError("a parameter contains a NUL character")
@@ -99,28 +119,39 @@ class JobStore:
         if params.get("DESTRUCTION"):
             destruction = min(parse_time(params["DESTRUCTION"]), destruction)
         job_params = {k: v for k, v in params.items() if k not in CONTROL}
-        job_id = secrets.token_hex(8)
+        job_id = secrets.token_urlsafe(16)  # 128 random bits: the key to an anonymous job
         with self.pool.connection() as conn:
             row = conn.execute(
-                f"INSERT INTO xpdb.uws_job (job_id, run_id, phase, parameters, execution_duration, destruction) "
-                f"VALUES (%s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
+                f"INSERT INTO xpdb.uws_job (job_id, run_id, phase, parameters, execution_duration, destruction, "
+                f"owner_id) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
                 (job_id, params.get("RUNID"), "QUEUED" if phase == "RUN" else "PENDING", json.dumps(job_params),
-                 duration, destruction)).fetchone()
+                 duration, destruction, owner)).fetchone()
         return Job(*row)
 
-    def get(self, job_id: str) -> Job:
+    def get(self, job_id: str, user: str | None | bool = False) -> Job:
+        """The job; with ``user`` (None: anonymous), only if that user may see it (see :func:`check_access`)."""
+        if not JOB_ID.match(job_id):
+            raise JobNotFound(f"no job {job_id!r}: job ids are letters, digits, - and _")
         with self.pool.connection() as conn:
             row = conn.execute(f"SELECT {_COLUMNS} FROM xpdb.uws_job WHERE job_id = %s", (job_id,)).fetchone()
         if row is None:
             raise JobNotFound(f"no job {job_id!r} (it may have been deleted or destroyed)")
-        return Job(*row)
+        job = Job(*row)
+        if user is not False:
+            check_access(job, user)
+        return job
 
-    def list(self, *, phases: list[str] | None = None, after: datetime | None = None,
+    def list(self, *, owner: str | None, phases: list[str] | None = None, after: datetime | None = None,
              last: int | None = None) -> list[Job]:
-        """Jobs, oldest first; ARCHIVED ones only when asked for by PHASE (UWS 1.1)."""
-        sql = f"SELECT {_COLUMNS} FROM xpdb.uws_job WHERE phase = ANY(%s)"
+        """``owner``'s jobs, oldest first; ARCHIVED ones only when asked for by PHASE (UWS 1.1).
+
+        Anonymous jobs belong to no one and are never listed (``owner`` None lists nothing).
+        """
+        if owner is None:
+            return []
+        sql = f"SELECT {_COLUMNS} FROM xpdb.uws_job WHERE owner_id = %s AND phase = ANY(%s)"
         wanted = phases or [p for p in PHASES if p != "ARCHIVED"]
-        args: list = [wanted]
+        args: list = [owner, wanted]
         if after is not None:
             sql += " AND creation_time > %s"
             args.append(after)
@@ -196,9 +227,12 @@ class JobStore:
         if raw is None or not str(raw).strip():
             return self.default_duration
         try:
-            seconds = int(float(raw))
+            value = float(raw)
         except ValueError:
             raise JobStateError(f"EXECUTIONDURATION must be a number of seconds, not {raw!r}") from None
+        if math.isnan(value):
+            raise JobStateError(f"EXECUTIONDURATION must be a number of seconds, not {raw!r}")
+        seconds = int(value) if math.isfinite(value) else (self.duration_limit if value > 0 else 0)
         if seconds <= 0:  # 0 means unlimited in UWS; this service always has a limit
             return self.duration_limit
         return min(seconds, self.duration_limit)

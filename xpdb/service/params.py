@@ -17,6 +17,13 @@ class ParameterError(ValueError):
     """A parameter that is missing or has a value the service cannot use (HTTP 400)."""
 
 
+class RequestTooLarge(ParameterError):
+    """A request body larger than the service accepts (HTTP 413)."""
+
+
+DEFAULT_MAX_PART = 4 << 20  # bytes of one form field when the service's own limit is not known
+
+
 class Params:
     """Request parameters by upper-cased name; the first value wins when one is repeated."""
 
@@ -44,14 +51,33 @@ class Params:
 
 
 async def read_params(request: Request) -> Params:
-    """The query-string parameters and, for POST, the form fields (uploads are refused)."""
+    """The query-string parameters and, for POST, the form fields (uploads are refused).
+
+    A form field may be as long as the whole request body may be (the service's
+    ``max_body_bytes``); a NUL character in any name or value is refused.
+    """
     items = list(request.query_params.multi_items())
     if request.method == "POST":
-        async with request.form() as form:
-            for key, value in form.multi_items():
-                if isinstance(value, UploadFile):
-                    raise ParameterError("table uploads (UPLOAD) are not supported by this service")
-                items.append((key, value))
+        service = getattr(request.app.state, "service", None)
+        limit = service.settings.max_body_bytes if service is not None else DEFAULT_MAX_PART
+        try:
+            async with request.form(max_part_size=limit) as form:
+                for key, value in form.multi_items():
+                    if isinstance(value, UploadFile):
+                        raise ParameterError("table uploads (UPLOAD) are not supported by this service")
+                    items.append((key, value))
+        except RequestTooLarge:
+            raise
+        except ParameterError:
+            raise
+        except Exception as exc:  # python-multipart's and Starlette's parse errors
+            status = getattr(exc, "status_code", 400)
+            if status == 413:
+                raise RequestTooLarge(str(getattr(exc, "detail", exc))) from None
+            raise ParameterError(f"the request body cannot be read as a form: {getattr(exc, 'detail', exc)}") from None
+    for key, value in items:
+        if "\x00" in key or "\x00" in value:
+            raise ParameterError(f"parameter {key.replace(chr(0), '?')!r} contains a NUL character")
     return Params(items)
 
 
@@ -62,6 +88,13 @@ class Format:
     name: str
     media_type: str
     serialization: str | None = None
+
+    @property
+    def encoding(self) -> str:
+        """How values are written, for counting a result's bytes: 'binary', 'text' or 'xml'."""
+        if self.name in ("csv", "tsv"):
+            return "text"
+        return "xml" if self.serialization == "tabledata" else "binary"
 
 
 VOTABLE = Format("votable", "application/x-votable+xml", "binary2")

@@ -54,7 +54,7 @@ def _verbosity(params: Params) -> int:
 
 def newest_model(conn: psycopg.Connection) -> tuple[int | None, str | None]:
     """(model_id, NAME:VERSION) of the newest model, or (None, None) before any training."""
-    row = conn.execute("SELECT model_id, name || ':' || version FROM xpdb.model "
+    row = conn.execute("SELECT model_id, name || ':' || version FROM xpdb.model_info "
                        "ORDER BY created_at DESC, model_id DESC LIMIT 1").fetchone()
     conn.rollback()
     return (row[0], row[1]) if row else (None, None)
@@ -83,6 +83,8 @@ def _search(service, ra: float, dec: float, radius: float, verb: int, maxrec: in
     with service.readers.connection() as conn:
         model_id, model_ref = newest_model(conn) if verb >= 2 else (None, None)
         sql, sql_params = cone_query(ra, dec, radius, columns=VERBOSITY[verb], model_id=model_id, limit=maxrec + 1)
-        result = run_readonly(sql, sql_params, max_rows=maxrec, timeout_s=service.settings.sync_timeout_s, conn=conn)
+        result = run_readonly(sql, sql_params, max_rows=maxrec, timeout_s=service.settings.sync_timeout_s, conn=conn,
+                              max_bytes=service.settings.max_result_bytes, encoding=fmt.encoding)
     infos = {"RA": ra, "DEC": dec, "SR": radius, "VERB": verb, "MAXREC": maxrec, "model": model_ref or "none"}
-    return result_document(result.to_table(), fmt, overflow=result.overflow, infos=infos)
+    return result_document(result.to_table(), fmt, overflow=result.overflow, infos=infos,
+                           overflow_message=result.overflow_message)

@@ -8,7 +8,12 @@
 ``XPDB_SERVE_RETENTION``        time from creation to destruction of a job (seconds, default 7 days)
 ``XPDB_SERVE_POOL``             read-only connections for synchronous requests (default 8)
 ``XPDB_SERVE_ASYNC_WORKERS``    threads executing async jobs (default 2)
-``XPDB_SERVE_MAX_RESULT_MB``    largest result the planner may expect for one query (MB, default 512)
+``XPDB_SERVE_MAX_RESULT_MB``    largest result one query may return (MB of result table, counted while the
+                                rows are read: numbers at their size, text 4 bytes a character; default 100)
+``XPDB_SERVE_ADQL_MAX_LENGTH``  longest ADQL query accepted (characters, default 1000000)
+``XPDB_SERVE_PARSE_TIMEOUT``    longest time for translating one ADQL query (seconds, default 30)
+``XPDB_SERVE_REQUIRE_TOKEN``    1: every request but the VOSI capabilities and availability needs a user
+                                token (``xpdb users add``); default 0: anonymous reading allowed
 """
 
 from __future__ import annotations
@@ -26,6 +31,9 @@ _ENV = {
     "pool_size": "XPDB_SERVE_POOL",
     "async_workers": "XPDB_SERVE_ASYNC_WORKERS",
     "max_result_mb": "XPDB_SERVE_MAX_RESULT_MB",
+    "adql_max_length": "XPDB_SERVE_ADQL_MAX_LENGTH",
+    "parse_timeout_s": "XPDB_SERVE_PARSE_TIMEOUT",
+    "require_token": "XPDB_SERVE_REQUIRE_TOKEN",
 }
 
 
@@ -41,7 +49,11 @@ class ServiceSettings:
     retention_s: int = 7 * 86400
     pool_size: int = 8
     async_workers: int = 2
-    max_result_mb: float = 512.0    # refused when EXPLAIN expects more (rows are held in memory)
+    max_result_mb: float = 100.0    # rows beyond it are not read (OVERFLOW); a query holds at most ~5x this
+    adql_max_length: int = 1_000_000  # characters of ADQL
+    parse_timeout_s: float = 30.0   # translating one ADQL query (worker processes, see parsing.py)
+    parse_workers: int = 2          # worker processes for small queries (and one for large ones)
+    require_token: bool = False     # anonymous requests refused (401) when True
     pool_wait_s: float = 30.0       # longest wait for a free connection before answering 503
     wait_limit_s: float = 30.0      # longest UWS WAIT blocking
     maintenance_s: float = 30.0     # how often expired jobs are destroyed and orphans recovered
@@ -54,6 +66,8 @@ class ServiceSettings:
             raise ValueError("timeouts and execution durations must be positive")
         if self.max_result_mb <= 0:
             raise ValueError("max_result_mb must be positive")
+        if self.adql_max_length < 1 or self.parse_timeout_s <= 0 or self.parse_workers < 1:
+            raise ValueError("adql_max_length, parse_timeout_s and parse_workers must be positive")
         if self.pool_size < 1 or self.async_workers < 1:
             raise ValueError("pool_size and async_workers must be at least 1")
 
@@ -61,9 +75,15 @@ class ServiceSettings:
     def max_result_bytes(self) -> int:
         return int(self.max_result_mb * 1e6)
 
+    @property
+    def max_body_bytes(self) -> int:
+        """Largest request body: room for the longest query, URL-encoded, and the other parameters."""
+        return 3 * self.adql_max_length + (64 << 10)
+
     def to_env(self) -> dict[str, str]:
         """The ``XPDB_SERVE_*`` variables that make :meth:`from_env` return these settings."""
-        return {var: str(getattr(self, name)) for name, var in _ENV.items()}
+        return {var: str(int(value) if isinstance(value, bool) else value)
+                for name, var in _ENV.items() for value in [getattr(self, name)]}
 
     @classmethod
     def from_env(cls, **overrides) -> ServiceSettings:
@@ -73,6 +93,11 @@ class ServiceSettings:
         for name, var in _ENV.items():
             raw = os.environ.get(var)
             if raw:
+                if types[name] in ("bool", bool):
+                    if raw.strip().lower() not in ("0", "1", "true", "false", "yes", "no", "on", "off"):
+                        raise ValueError(f"{var}={raw!r} is not 0 or 1")
+                    values[name] = raw.strip().lower() in ("1", "true", "yes", "on")
+                    continue
                 kind = float if types[name] in ("float", float) else int
                 try:
                     values[name] = kind(raw)

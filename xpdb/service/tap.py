@@ -38,4 +38,5 @@ async def sync_query(request: Request) -> Response:
 def _run(service, tap_request):
     with service.readers.connection() as conn:
         return run_query(tap_request, conn=conn, timeout_s=service.settings.sync_timeout_s,
-                         max_result_bytes=service.settings.max_result_bytes)
+                         max_result_bytes=service.settings.max_result_bytes, translate=service.parser.translate,
+                         published=service.published)

@@ -6,12 +6,18 @@ POST ``ACTION=DELETE``) removes it and its result. ``GET`` of the job with ``WAI
 (``-1``: as long as the server allows, ``wait_limit_s``) blocks while the job stays in
 the same active phase (optionally only when it is in ``PHASE``), woken at once by the
 executor in this process and polling the database every second for others. Job XML
-follows the UWS 1.1 schema; ``error`` is a VOTable error document.
+follows the UWS 1.1 schema; ``error`` is a VOTable error document, and so is every failure
+(404 unknown job, 400 bad request, 401/403 someone else's job).
+
+Owners: a job created with a user's token belongs to that user (``ownerId``); only that
+user may list, read, change, abort or delete it. Anonymous jobs have no owner and are not
+listed: their URL, with its 128-bit random id, is the only way to them (keep it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from xml.sax.saxutils import escape, quoteattr
 
 from starlette.concurrency import run_in_threadpool
@@ -19,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from xpdb.service.auth import CHALLENGE, AuthenticationError, Forbidden, current_user
 from xpdb.service.documents import error_document, xml_safe
 from xpdb.service.execute import describe_failure
 from xpdb.service.jobs import ACTIVE, PHASES, Job, JobNotFound, JobStateError, parse_time, utc_iso
@@ -71,7 +78,7 @@ def job_xml(job: Job, url: str) -> str:
              _element("jobId", job.job_id)]
     if job.run_id:
         lines.append(_element("runId", job.run_id))
-    lines += [_element("ownerId", None), _element("phase", job.phase), _element("quote", None),
+    lines += [_element("ownerId", job.owner_id), _element("phase", job.phase), _element("quote", None),
               _element("creationTime", utc_iso(job.creation_time)),
               _element("startTime", utc_iso(job.start_time)), _element("endTime", utc_iso(job.end_time)),
               _element("executionDuration", job.execution_duration),
@@ -110,7 +117,8 @@ def jobs_xml(jobs: list[Job], base: str) -> str:
         lines.append("  " + _element("phase", job.phase))
         if job.run_id:
             lines.append("  " + _element("runId", job.run_id))
-        lines += ["  " + _element("ownerId", None), "  " + _element("creationTime", utc_iso(job.creation_time)),
+        lines += ["  " + _element("ownerId", job.owner_id),
+                  "  " + _element("creationTime", utc_iso(job.creation_time)),
                   "  </uws:jobref>"]
     lines.append("</uws:jobs>")
     return "\n".join(lines) + "\n"
@@ -129,13 +137,27 @@ def _list_url(request: Request) -> str:
     return str(request.url_for("uws_jobs"))
 
 
+def _error(message: str, status: int, headers: dict | None = None) -> Response:
+    return Response(error_document(message), status_code=status, media_type="application/x-votable+xml",
+                    headers=headers)
+
+
 def _failure(exc: Exception) -> Response:
     if isinstance(exc, JobNotFound):
-        return PlainTextResponse(str(exc), status_code=404)
-    if isinstance(exc, (JobStateError, ParameterError)):
-        return PlainTextResponse(str(exc), status_code=400)
+        return _error(str(exc), 404)
+    if isinstance(exc, AuthenticationError):
+        return _error(str(exc), 401, {"WWW-Authenticate": CHALLENGE})
+    if isinstance(exc, Forbidden):
+        return _error(str(exc), 403)
+    if isinstance(exc, JobStateError) or (isinstance(exc, ParameterError) and type(exc) is ParameterError):
+        return _error(str(exc), 400)
     failure = describe_failure(exc)
-    return PlainTextResponse(failure.message, status_code=failure.status)
+    return _error(failure.message, failure.status)
+
+
+def _job(service, request: Request) -> Job:
+    """The job of the request's path, if the request's user may have it."""
+    return service.jobs.get(request.path_params["job_id"], current_user(request))
 
 
 def _guarded(handler):
@@ -167,9 +189,10 @@ async def jobs(request: Request) -> Response:
             raise ParameterError(f"LAST must be a positive integer, not {last!r}") from None
         if last_n is not None and last_n <= 0:
             raise ParameterError(f"LAST must be a positive integer, not {last!r}")
-        found = await run_in_threadpool(service.jobs.list, phases=phases, after=after, last=last_n)
+        found = await run_in_threadpool(lambda: service.jobs.list(owner=current_user(request), phases=phases,
+                                                                  after=after, last=last_n))
         return Response(jobs_xml(found, _list_url(request)), media_type=XML)
-    job = await run_in_threadpool(service.jobs.create, params.as_dict())
+    job = await run_in_threadpool(service.jobs.create, params.as_dict(), current_user(request))
     if job.phase == "QUEUED":
         service.executor.submit()
     return RedirectResponse(_job_url(request, job.job_id), status_code=303)
@@ -179,7 +202,7 @@ async def jobs(request: Request) -> Response:
 async def job(request: Request) -> Response:
     """GET (with WAIT and PHASE), POST (parameters, PHASE, ACTION=DELETE) and DELETE of one job."""
     service = _service(request)
-    job_id = request.path_params["job_id"]
+    job_id = (await run_in_threadpool(_job, service, request)).job_id
     params = await read_params(request)
     if request.method == "DELETE" or (request.method == "POST"
                                       and (params.get("ACTION") or "").strip().upper() == "DELETE"):
@@ -205,6 +228,8 @@ async def _wait(service, job_id: str, params) -> Job:
         seconds = float(raw)
     except ValueError:
         raise ParameterError(f"WAIT must be a number of seconds, not {raw!r}") from None
+    if math.isnan(seconds):
+        raise ParameterError(f"WAIT must be a number of seconds, not {raw!r}")
     limit = service.settings.wait_limit_s
     seconds = limit if seconds < 0 else min(seconds, limit)
     phase = (params.get("PHASE") or "").strip().upper() or None
@@ -249,12 +274,11 @@ def _change_phase(service, job_id: str, value: str | None) -> None:
 async def phase(request: Request) -> Response:
     """GET: the phase as text; POST PHASE=RUN or PHASE=ABORT, 303 to the job."""
     service = _service(request)
-    job_id = request.path_params["job_id"]
+    current = await run_in_threadpool(_job, service, request)
     if request.method == "POST":
         params = await read_params(request)
-        await run_in_threadpool(_change_phase, service, job_id, params.get("PHASE"))
-        return RedirectResponse(_job_url(request, job_id), status_code=303)
-    current = await run_in_threadpool(service.jobs.get, job_id)
+        await run_in_threadpool(_change_phase, service, current.job_id, params.get("PHASE"))
+        return RedirectResponse(_job_url(request, current.job_id), status_code=303)
     return PlainTextResponse(current.phase)
 
 
@@ -262,14 +286,13 @@ def _attribute(name: str, param: str, render):
     @_guarded
     async def handler(request: Request) -> Response:
         service = _service(request)
-        job_id = request.path_params["job_id"]
+        current = await run_in_threadpool(_job, service, request)
         if request.method == "POST":
             params = await read_params(request)
             if param not in params:
                 raise ParameterError(f"POST {param}=... to change the {name}")
-            await run_in_threadpool(service.jobs.update, job_id, {param: params.get(param)})
-            return RedirectResponse(_job_url(request, job_id), status_code=303)
-        current = await run_in_threadpool(service.jobs.get, job_id)
+            await run_in_threadpool(service.jobs.update, current.job_id, {param: params.get(param)})
+            return RedirectResponse(_job_url(request, current.job_id), status_code=303)
         return PlainTextResponse(render(current))
     handler.__name__ = name
     return handler
@@ -282,59 +305,57 @@ destruction = _attribute("destruction", "DESTRUCTION", lambda j: utc_iso(j.destr
 @_guarded
 async def quote(request: Request) -> Response:
     """This service makes no estimate of the completion time: empty."""
-    await run_in_threadpool(_service(request).jobs.get, request.path_params["job_id"])
+    await run_in_threadpool(_job, _service(request), request)
     return PlainTextResponse("")
 
 
 @_guarded
 async def owner(request: Request) -> Response:
-    """Jobs have no owner (the service has no authentication): empty."""
-    await run_in_threadpool(_service(request).jobs.get, request.path_params["job_id"])
-    return PlainTextResponse("")
+    """The user who owns the job; empty for an anonymous job."""
+    current = await run_in_threadpool(_job, _service(request), request)
+    return PlainTextResponse(current.owner_id or "")
 
 
 @_guarded
 async def error(request: Request) -> Response:
     """The error of a job in phase ERROR (or ABORTED), as a VOTable error document."""
-    current = await run_in_threadpool(_service(request).jobs.get, request.path_params["job_id"])
+    current = await run_in_threadpool(_job, _service(request), request)
     if current.phase == "ERROR" or current.phase == "ABORTED":
         message = current.error_message or "the job was aborted"
         return Response(error_document(message), media_type="application/x-votable+xml")
-    return PlainTextResponse(f"job {current.job_id} is {current.phase}; it has no error", status_code=404)
+    return _error(f"job {current.job_id} is {current.phase}; it has no error", 404)
 
 
 @_guarded
 async def parameters(request: Request) -> Response:
     """GET: the job parameters; POST: change them while the job is PENDING."""
     service = _service(request)
-    job_id = request.path_params["job_id"]
+    current = await run_in_threadpool(_job, service, request)
     if request.method == "POST":
         params = await read_params(request)
-        await run_in_threadpool(service.jobs.update, job_id, params.as_dict())
-        return RedirectResponse(_job_url(request, job_id), status_code=303)
-    current = await run_in_threadpool(service.jobs.get, job_id)
+        await run_in_threadpool(service.jobs.update, current.job_id, params.as_dict())
+        return RedirectResponse(_job_url(request, current.job_id), status_code=303)
     return Response(parameters_xml(current), media_type=XML)
 
 
 @_guarded
 async def results(request: Request) -> Response:
     """The list of results (one, ``result``, once COMPLETED)."""
-    job_id = request.path_params["job_id"]
-    current = await run_in_threadpool(_service(request).jobs.get, job_id)
-    return Response(results_xml(current, _job_url(request, job_id)), media_type=XML)
+    current = await run_in_threadpool(_job, _service(request), request)
+    return Response(results_xml(current, _job_url(request, current.job_id)), media_type=XML)
 
 
 @_guarded
 async def result(request: Request) -> Response:
     """The result document of a COMPLETED job."""
     service = _service(request)
-    job_id = request.path_params["job_id"]
-    current = await run_in_threadpool(service.jobs.get, job_id)
+    current = await run_in_threadpool(_job, service, request)
+    job_id = current.job_id
     if current.phase in ("ERROR", "ABORTED"):  # clients that fetch the result blindly see why there is none
         message = current.error_message or "the job was aborted"
         return Response(error_document(message), status_code=400, media_type="application/x-votable+xml")
     if current.phase != "COMPLETED":
-        return PlainTextResponse(f"job {job_id} is {current.phase}; it has no result yet", status_code=404)
+        return _error(f"job {job_id} is {current.phase}; it has no result yet", 404)
     media_type, body = await run_in_threadpool(service.jobs.result, job_id)
     return Response(body, media_type=media_type)
 

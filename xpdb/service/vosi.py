@@ -12,8 +12,9 @@ from xml.sax.saxutils import escape, quoteattr
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import Response
 
+from xpdb.service.documents import error_document
 from xpdb.service.execute import describe_failure
 from xpdb.service.jobs import utc_iso
 
@@ -229,17 +230,34 @@ def tableset_xml(data: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _error(message: str, status: int) -> Response:
+    return Response(error_document(message), status_code=status, media_type="application/x-votable+xml")
+
+
+def _table_name_ok(name: str) -> bool:
+    """A name that could be a table's: printable, at most 200 characters, storable as UTF-8."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return 0 < len(name) <= 200 and name.isprintable()
+
+
 async def tables(request: Request) -> Response:
     """``/tap/tables`` (``detail=min`` for names only)."""
     service = request.app.state.service
     query = {k.lower(): v for k, v in request.query_params.items()}
     names_only = query.get("detail", "").lower() == "min" or query.get("only_tables", "").lower() == "true"
     wanted = query.get("tables") or None  # TapPlus: tables?tables=schema.table
+    if wanted is not None and not _table_name_ok(wanted):
+        return _error(f"no table {wanted!r}; /tap/tables lists them", 404)
     try:
         data = await run_in_threadpool(read_tableset, service, table=wanted, columns=not names_only)
     except Exception as exc:
         failure = describe_failure(exc)
-        return PlainTextResponse(failure.message, status_code=failure.status)
+        return _error(failure.message, failure.status)
+    if wanted is not None and not data["tables"]:
+        return _error(f"no table {wanted!r}; /tap/tables lists them", 404)
     return Response(tableset_xml(data), media_type=XML)
 
 
@@ -247,13 +265,15 @@ async def table(request: Request) -> Response:
     """``/tap/tables/{name}``: one table with its columns and foreign keys."""
     service = request.app.state.service
     name = request.path_params["name"]
+    if not _table_name_ok(name):
+        return _error(f"no table {name!r}; /tap/tables lists them", 404)
     try:
         data = await run_in_threadpool(read_tableset, service, table=name)
     except Exception as exc:
         failure = describe_failure(exc)
-        return PlainTextResponse(failure.message, status_code=failure.status)
+        return _error(failure.message, failure.status)
     if not data["tables"]:
-        return PlainTextResponse(f"no table {name!r}; /tap/tables lists them", status_code=404)
+        return _error(f"no table {name!r}; /tap/tables lists them", 404)
     row = data["tables"][0]
     lines = ['<?xml version="1.0" encoding="UTF-8"?>']
     lines += _table_xml(row, data["columns"], data["keys"], "", tag="vosi:table")

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from xpdb.models.config import Hyperparameters
 from xpdb.models.datasets import Stars
 from xpdb.models.kinds.feh import FehKind, Fitted
 from xpdb.models.uacsnet import SPLIT_SEED, _split
@@ -36,21 +37,10 @@ def _robust_sigma(residual: np.ndarray) -> float:
 
 
 @dataclass
-class RidgeConfig:
+class RidgeConfig(Hyperparameters):
     alphas: tuple[float, ...] = (1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0, 1000.0)  # chosen by CV on the training part
     validation_fraction: float = 0.15
     photometry: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["alphas"], d["photometry"] = list(self.alphas), list(self.photometry)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> RidgeConfig:
-        d = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        return cls(**{**d, "alphas": tuple(d.get("alphas", cls.alphas)),
-                      "photometry": tuple(d.get("photometry", ()))})
 
 
 @dataclass
@@ -108,7 +98,7 @@ class RidgeKind(FehKind):
 
 
 @dataclass
-class XGBoostConfig:
+class XGBoostConfig(Hyperparameters):
     n_estimators: int = 1500
     max_depth: int = 6
     learning_rate: float = 0.05
@@ -118,16 +108,6 @@ class XGBoostConfig:
     validation_fraction: float = 0.15
     seed: int = 42
     photometry: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["photometry"] = list(self.photometry)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> XGBoostConfig:
-        d = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        return cls(**{**d, "photometry": tuple(d.get("photometry", ()))})
 
 
 _XGB_MAGIC = b"XPDBXGB1"

@@ -1,7 +1,7 @@
 """Validation as the paper does it: per-catalogue validation selections, cluster samples and published values.
 
-Revision ID: 0009_validation
-Revises: 0008_catalog
+Revision ID: 0010_validation
+Revises: 0009_security
 Create Date: 2026-11-28
 
 ``reference_catalog.validation_selection`` says which stars of a catalogue the validation uses
@@ -11,14 +11,18 @@ colour and probability cuts; ``xm_cluster_sample`` marks the members that count 
 ``cluster_summary`` fits a Gaussian with 3-sigma clipping (``xpdb.clipped_gaussian_fit``) and
 shows the published value (``cluster_value``, ``xpdb ingest cluster-values``) beside it. The
 rendered SQL (rendered.sql) comes from ``xpdb.validation``.
+
+Every relation it adds is public: ``xm_validation``, ``validation_summary``, ``xm_cluster_sample``,
+``cluster_summary`` and ``cluster_value`` are granted to ``xpdb_reader`` (and so listed in
+TAP_SCHEMA, which shows what the reader may read); none is internal (``xpdb.db.security``).
 """
 
 from alembic import op
 
 from xpdb.db.migrate import frozen_sql
 
-revision = "0009_validation"
-down_revision = "0008_catalog"
+revision = "0010_validation"
+down_revision = "0009_security"
 branch_labels = None
 depends_on = None
 
