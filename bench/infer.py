@@ -25,38 +25,16 @@ import numpy as np
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import scratch_database  # noqa: E402
+from _common import run_job, scratch_database  # noqa: E402
 
 from xpdb.db.copy import Column, copy_binary  # noqa: E402
 from xpdb.ingest.runs import ingest_file  # noqa: E402
-from xpdb.jobs.batches import create_job  # noqa: E402
-from xpdb.jobs.runner import follow, spawn_workers  # noqa: E402
 from xpdb.models import registry  # noqa: E402
 from xpdb.models.uacsnet import UACSNetConfig, build_model, predict, to_bytes  # noqa: E402
 from xpdb.synth.sky import make_sky  # noqa: E402
 from xpdb.synth.writers import write_sky  # noqa: E402
 from xpdb.xp.features import Preprocessing  # noqa: E402
 from xpdb.xp.store import preprocessing_id  # noqa: E402
-
-
-def run_job(url: str, model_id: int, workers: int, batch: int) -> tuple[float, float, int]:
-    """(processing rate, wall-clock rate, stars) of one job over every source with spectra."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("DELETE FROM xpdb.prediction")
-        job_id = create_job(conn, model_id=model_id, selection="all", batch_size=batch)
-        n = conn.execute("SELECT n_sources FROM xpdb.job WHERE job_id = %s", (job_id,)).fetchone()[0]
-    t0 = time.perf_counter()
-    result = follow(url, job_id, spawn_workers(url, job_id, workers), poll=0.2)
-    wall = time.perf_counter() - t0
-    if result["worker_errors"]:
-        sys.exit("\n".join(result["worker_errors"]))
-    with psycopg.connect(url, autocommit=True) as conn:
-        first, last, done = conn.execute(
-            "SELECT min(started_at), max(finished_at), sum(n_predicted) FROM xpdb.job_batch WHERE job_id = %s",
-            (job_id,)).fetchone()
-        assert done == n, (done, n)
-    processing = (last - first).total_seconds()
-    return n / processing, n / wall, n
 
 
 def main() -> None:

@@ -2,7 +2,8 @@
 
 Writes N archive-layout XP_CONTINUOUS rows (2x55 coefficients, 2x55 errors, 2x1485
 correlations) as CSV (bracketed text, as the archive serves it), ECSV, FITS (variable
-length arrays), VOTable (BINARY2) and Parquet, loads each with ``xpdb ingest xp`` into an
+length arrays), VOTable (BINARY2, and TABLEDATA; BINARY2 also through astropy's parser, the
+reader before issue 19) and Parquet, loads each with ``xpdb ingest xp`` into an
 empty table, and prints spectra/s next to the baseline measured in the same run: a plain
 binary COPY of the already-encoded bytes into the same table. Each timed load (and the
 baseline) follows a smaller warm-up load of the same kind, as when ``xpdb ingest`` is
@@ -29,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ratio_line, scratch_database, timer  # noqa: E402
 
 from xpdb.db.copy import copy_binary  # noqa: E402
+from xpdb.ingest import votable_fast  # noqa: E402
 from xpdb.ingest import xp as xp_mod  # noqa: E402
 from xpdb.ingest.runs import ingest_file  # noqa: E402
 from xpdb.synth.writers import text_arrays  # noqa: E402
@@ -102,6 +104,10 @@ def write_formats(table: pa.Table, folder: Path) -> dict[str, Path]:
     vot = from_table(astro)
     vot.get_first_table().format = "binary2"
     vot.to_xml(str(paths["votable"]))
+    paths["votable-astropy"] = paths["votable"]  # the same file, read by astropy (the reader before issue 19)
+    paths["votable-td"] = folder / "xp-td.vot"
+    vot.get_first_table().format = "tabledata"
+    vot.to_xml(str(paths["votable-td"]))
     return paths
 
 
@@ -110,7 +116,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20_000, help="spectra per format")
     parser.add_argument("--warmup", type=int, default=2_000,
                         help="spectra in the warm-up load of each format before the timed one (0: none)")
-    parser.add_argument("--formats", default="fits,parquet,csv,ecsv,votable")
+    parser.add_argument("--formats", default="fits,parquet,csv,ecsv,votable,votable-td,votable-astropy",
+                        help="votable: BINARY2 by xpdb's reader; votable-td: TABLEDATA; votable-astropy: the "
+                             "BINARY2 file read by astropy, as before issue 19")
     args = parser.parse_args()
     formats = args.formats.split(",")
     url = scratch_database("xpdb_bench_ingest")
@@ -147,12 +155,15 @@ def main() -> None:
             warm_note = ""
             if args.warmup:
                 empty_tables()
+                votable_fast.ENABLED = fmt != "votable-astropy"
                 with timer() as w:
                     ingest_file(url, "xp", warm_paths[fmt])
                 warm_note = f"   (warm-up {args.warmup / w['seconds']:,.0f}/s)"
             empty_tables()
+            votable_fast.ENABLED = fmt != "votable-astropy"
             with timer() as t:
                 report = ingest_file(url, "xp", paths[fmt])
+            votable_fast.ENABLED = True
             assert report.rows_loaded == args.n, report
             print(ratio_line(f"xpdb ingest xp ({fmt}, {paths[fmt].stat().st_size / 1e6:,.0f} MB)",
                              args.n / t["seconds"], baseline, "spectra/s") + warm_note, flush=True)

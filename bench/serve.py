@@ -13,7 +13,11 @@ at random centres inside the patch. A request counts as an error unless it answe
 for async steps) with QUERY_STATUS OK. Prints requests/s and p50/p99 latency overall and
 per kind; exits 1 if any request failed.
 
-    python bench/serve.py [--clients 16] [--seconds 30] [--n 200000] [--processes 1]
+    python bench/serve.py [--clients 16] [--seconds 30] [--n 200000] [--processes 1] [--compare]
+
+``--compare`` runs the load twice on the same database, first with astropy writing the
+VOTables (``XPDB_SERVE_VOTABLE_WRITER=astropy``, the baseline) then with xpdb's writer, and
+prints requests/s and p50 of both with their ratio.
 """
 
 from __future__ import annotations
@@ -95,12 +99,14 @@ def build(n: int) -> str:
     return url
 
 
-def start_server(url: str, pool: int, processes: int) -> tuple[subprocess.Popen, str]:
+def start_server(url: str, pool: int, processes: int, writer: str | None = None) -> tuple[subprocess.Popen, str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {**os.environ, "XPDB_DATABASE_URL": url,
            "XPDB_READER_URL": os.environ.get("XPDB_READER_URL") or with_user(url, "xpdb_reader")}
+    if writer:
+        env["XPDB_SERVE_VOTABLE_WRITER"] = writer
     process = subprocess.Popen([sys.executable, "-c", SERVE, "--host", "127.0.0.1", "--port", str(port),
                                 "--pool", str(pool), "--processes", str(processes), "--log-level", "warning"],
                                env=env)
@@ -206,23 +212,25 @@ def report(records, seconds: float) -> int:
     return sum(not r[2] for r in records)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--n", type=int, default=200_000)
-    parser.add_argument("--pool", type=int, default=8, help="read-only connections per server process")
-    parser.add_argument("--processes", type=int, default=1, help="server processes (xpdb serve --processes)")
-    args = parser.parse_args()
-    if not 0 < args.seconds <= 600 or not 0 < args.clients <= 256:
-        raise SystemExit("keep the run bounded: 0 < --seconds <= 600, 0 < --clients <= 256")
-    url = build(args.n)
-    process, base = start_server(url, args.pool, args.processes)
+def stats(records, seconds: float) -> dict[str, tuple[float, float]]:
+    """(requests/s, p50 ms) per kind and overall."""
+    out = {}
+    for kind in ["all"] + [k for k, _ in MIX]:
+        rows = [r for r in records if kind == "all" or r[0] == kind]
+        if rows:
+            out[kind] = (len(rows) / seconds, float(np.percentile(np.array([r[1] for r in rows]) * 1000, 50)))
+    return out
+
+
+def load(url: str, args, writer: str | None):
+    """Start a server (with ``writer``), warm it up, run the load test; its records."""
+    process, base = start_server(url, args.pool, args.processes, writer)
     try:
         run(base, args.clients, 2.0, seed=99)  # warm-up, not counted
-        print(f"{args.clients} clients for {args.seconds:g} s against {base} ({args.processes} server process(es)) "
-              f"(mix {', '.join(f'{k} {w}%' for k, w in MIX)}; {os.cpu_count()} CPUs shared with PostgreSQL)")
-        records = run(base, args.clients, args.seconds)
+        print(f"{args.clients} clients for {args.seconds:g} s against {base} ({args.processes} server process(es), "
+              f"VOTable writer {writer or 'default'}) (mix {', '.join(f'{k} {w}%' for k, w in MIX)}; "
+              f"{os.cpu_count()} CPUs shared with PostgreSQL)", flush=True)
+        return run(base, args.clients, args.seconds)
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -230,6 +238,34 @@ def main() -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--n", type=int, default=200_000)
+    parser.add_argument("--pool", type=int, default=8, help="read-only connections per server process")
+    parser.add_argument("--processes", type=int, default=1, help="server processes (xpdb serve --processes)")
+    parser.add_argument("--compare", action="store_true",
+                        help="run twice: astropy's VOTable writer (the baseline, as before issue 19), then xpdb's; "
+                             "print both with their ratio")
+    args = parser.parse_args()
+    if not 0 < args.seconds <= 600 or not 0 < args.clients <= 256:
+        raise SystemExit("keep the run bounded: 0 < --seconds <= 600, 0 < --clients <= 256")
+    url = build(args.n)
+    if args.compare:
+        base_records = load(url, args, "astropy")
+        new_records = load(url, args, "numpy")
+        errors = report(new_records, args.seconds) + sum(not r[2] for r in base_records)
+        before, after = stats(base_records, args.seconds), stats(new_records, args.seconds)
+        print(f"\n{'kind':<8s} {'req/s':>8s} {'baseline':>9s} {'ratio':>6s}   {'p50 ms':>7s} {'baseline':>9s} {'ratio':>6s}")
+        for kind in after:
+            (rate, p50), (rate0, p500) = after[kind], before.get(kind, (float("nan"), float("nan")))
+            print(f"{kind:<8s} {rate:>8.1f} {rate0:>9.1f} {rate / rate0:>6.2f}   {p50:>7.1f} {p500:>9.1f} "
+                  f"{p50 / p500:>6.2f}")
+        sys.exit(1 if errors else 0)
+    records = load(url, args, None)
     errors = report(records, args.seconds)
     sys.exit(1 if errors else 0)
 

@@ -271,8 +271,9 @@ class Database:
                                         recompute=recompute, batch_size=batch_size, progress=progress)
 
     # -- models --------------------------------------------------------------------------------------
-    def train(self, kind: str = "uacsnet", *, labels: str, split: str | None = None, test_labels: str | None = None,
-              selection: str = "giant_sample", train_selection: str | None = None, name: str | None = None,
+    def train(self, kind: str = "uacsnet", *, labels: str | None = None, split: str | None = None,
+              test_labels: str | None = None,
+              selection: str | None = None, train_selection: str | None = None, name: str | None = None,
               config: Any = None,
               preprocessing=None, ablation: bool = True, reuse_existing: bool = False,
               on_epoch: Callable | None = None, on_stage: Callable[[str], None] | None = None,
@@ -284,24 +285,41 @@ class Database:
         stars are those of ``selection``; ``train_selection`` may draw the training stars
         from a wider one (e.g. ``model_domain``: dwarfs too).
         Hyperparameters not given keep the kind's defaults (``UACSNetConfig``, ...).
+        ``selection`` None is the kind's default: ``giant_sample`` for the [Fe/H] kinds, every
+        star of the catalogue with an XP spectrum for ``transformer`` and ``label_xgboost``
+        (``size="gpu"`` gives the transformer the authors' network).
+
+        Kinds trained without labels (``svae``: the scatter VAE and its PCA baseline, on every
+        stored spectrum with ``split="fixed"`` by default) use ``labels`` only to score their
+        latent (k-NN Teff, log g, [Fe/H]; default APOGEE when loaded).
 
         Examples
         --------
         >>> m = db.train("xgboost", labels="APOGEE", split="fixed", selection="spectroscopic_giants")  # doctest: +SKIP
         >>> m.summary()["sigma"]                                     # doctest: +SKIP
         0.15
+        >>> db.train("svae", representation="sampled", epochs=300).metrics["evaluation"]  # doctest: +SKIP
+        >>> t = db.train("transformer", labels="APOGEE", split="fixed", epochs=40)  # doctest: +SKIP
+        >>> t.metrics["test"]["labels"]["xp"]["teff"]["teff_lt_7000"]["sigma"]    # doctest: +SKIP
         """
         from xpdb.models import kinds
         from xpdb.models.training import train_model
 
         kind_obj = kinds.get(kind)
         if config is None:
-            base = kind_obj.default_config().to_dict()
+            base = (kind_obj.default_config(hyperparameters["size"]) if "size" in hyperparameters
+                    else kind_obj.default_config()).to_dict()  # a size (transformer: cpu/gpu) sets every default
             unknown = set(hyperparameters) - set(base)
             if unknown:
                 raise ConfigurationError(f"unknown {kind} hyperparameter(s) {', '.join(sorted(unknown))}; "
                                          f"known: {', '.join(base)}")
             config = kind_obj.config_from({**base, **hyperparameters})
+        if getattr(kind_obj, "unsupervised", False):  # unsupervised kinds choose and read their own stars
+            return self._model(kind_obj.train_from_database(self.url, config=config, split=split, labels=labels,
+                                                            name=name, on_epoch=on_epoch, on_stage=on_stage,
+                                                            baseline=ablation))
+        if labels is None:
+            raise ConfigurationError(f"training {kind} needs labels=CATALOG (CLI: --labels)")
         from xpdb.xp.features import Preprocessing
 
         outcome = train_model(self.url, kind, labels=labels, test_labels=test_labels, split=split,
@@ -384,6 +402,46 @@ class Database:
         return Table(rows=rows or None, names=("model", "kind", "n_test", "bias", "sigma", "sigma_feh_le_-1.5",
                                                "sigma_vmp", "err_ratio_min", "err_ratio_max", "same_stars"))
 
+    def generate(self, *, teff: float, logg: float, m_h: float, alpha_m: float | None = None,
+                 ebv: float | None = None, g: float = 0.0, model: str | None = None):
+        """An XP spectrum predicted from labels by a transformer model, with its uncertainty.
+
+        Returns an astropy Table on the 343-sample XP grid (336-1020 nm): ``wavelength`` [nm],
+        ``flux`` and ``flux_error`` [W m-2 nm-1] for a star of G = ``g`` mag (0: the G-normalised
+        spectrum); ``meta`` has the model and the inputs. ``m_h`` is [M/H] (the model learnt it
+        from APOGEE [Fe/H]); ``alpha_m`` and ``ebv`` (E(B-V), mag) may be left out. ``model``:
+        NAME or NAME:VERSION of a transformer (default: the newest one).
+
+        Examples
+        --------
+        >>> spec = db.generate(teff=4500, logg=2.0, m_h=-1.5, alpha_m=0.2)   # doctest: +SKIP
+        >>> len(spec), spec["flux"].unit                                     # doctest: +SKIP
+        (343, Unit("W / (nm m2)"))
+        >>> spec.write("spec.ecsv")                                          # doctest: +SKIP
+        """
+        from astropy import units as u
+        from astropy.table import Table
+
+        from xpdb.models import kinds, registry
+
+        with self._connect() as conn:
+            record = registry.find(conn, model) if model else registry.newest(conn, "transformer")
+            if record.kind != "transformer":
+                raise ConfigurationError(f"model {record.ref} is a {record.kind} model; generating spectra needs a "
+                                         "transformer (train one with db.train('transformer', labels='APOGEE', "
+                                         "split='fixed'), CLI: xpdb train transformer)")
+            predictor = kinds.get(record.kind).load(record, registry.artifact(conn, record.model_id))
+        wavelength, flux, flux_error = predictor.generate(teff=teff, logg=logg, m_h=m_h, alpha_m=alpha_m, ebv=ebv, g=g)
+        table = Table({"wavelength": wavelength * u.nm, "flux": flux[0] * u.Unit("W m-2 nm-1"),
+                       "flux_error": flux_error[0] * u.Unit("W m-2 nm-1")})
+        table["wavelength"].description = "Wavelength of the Gaia XP_SAMPLED grid"
+        table["flux"].description = f"Predicted XP flux of a star of G = {g:g} mag"
+        table["flux_error"].description = "Predicted uncertainty of the flux (the model's scatter)"
+        table.meta.update({"model": record.ref, "teff": teff, "logg": logg, "m_h": m_h, "alpha_m": alpha_m,
+                           "ebv": ebv, "g": g, "note": "predicted by the xpdb transformer foundation model from "
+                                                       "these labels; not an observed spectrum"})
+        return table
+
     def delete_model(self, ref: str) -> Model:
         """Delete a model version (and its predictions).
 
@@ -400,13 +458,14 @@ class Database:
         return self._model(record)
 
     # -- inference -----------------------------------------------------------------------------------
-    def infer(self, model: str | None = None, *, selection: str = "giant_sample", where: str | None = None,
+    def infer(self, model: str | None = None, *, selection: str | None = None, where: str | None = None,
               batch_size: int = 20000, workers: int = 1, max_attempts: int = 3, lease_seconds: int = 600,
               wait: bool = True, progress: Progress | None = None) -> Job:
         """Create a leased inference job and run ``workers`` local worker processes.
 
         With ``wait=False`` (or ``workers=0``) the job is only created: workers anywhere
         (``xpdb jobs work``) pick it up. Every selected source gets exactly one prediction.
+        ``selection`` defaults to the model kind's (``giant_sample``; ``all`` for the sVAE).
 
         Examples
         --------
@@ -416,10 +475,11 @@ class Database:
         """
         from xpdb.jobs.batches import create_job, get_job
         from xpdb.jobs.runner import spawn_workers
-        from xpdb.models import registry
+        from xpdb.models import kinds, registry
 
         with self._connect() as conn:
             record = registry.find(conn, model) if model else registry.default(conn)
+            selection = selection or getattr(kinds.get(record.kind), "default_selection", "giant_sample")
             job_id = create_job(conn, model_id=record.model_id, selection=selection, where=where,
                                 batch_size=batch_size, max_attempts=max_attempts, lease_seconds=lease_seconds,
                                 spec={"source": "api"})
@@ -483,16 +543,43 @@ class Database:
                       model_id=model_id, **({"max_rows": limit} if limit else {}))
         return _table(result)
 
-    def query(self, adql: str, *, limit: int | None = None, timeout: float | None = None):
+    def similar(self, source_id: int, k: int = 20, *, model: str | None = None, include_self: bool = False):
+        """The ``k`` stars nearest to ``source_id`` in a scatter VAE's latent space, nearest first.
+
+        ``model`` is an ``svae`` (or ``xp_pca``) model; default the newest sVAE with outputs.
+        PostgreSQL answers from the GiST index on the latent cube (``xpdb.svae_similar``).
+        With ``include_self`` the star itself comes first, at distance 0.
+
+        Examples
+        --------
+        >>> db.similar(4295806720, k=20)["source_id", "latent_distance"]     # doctest: +SKIP
+        """
+        from xpdb.query.similar import similar
+
+        result, record = similar(self.url, source_id, k, model=model, include_self=include_self,
+                                 reader_url=self.reader_url)
+        table = _table(result)
+        table.meta.update({"model": record.ref, "query_source_id": int(source_id)})
+        return table
+
+    def query(self, adql: str, *, limit: int | None = None, timeout: float | None = None,
+              uploads: dict | None = None):
         """An ADQL query (translated for q3c), run read-only; an astropy Table.
+
+        ``uploads``: {name: file path, bytes or astropy Table}, read as ``TAP_UPLOAD.name``.
 
         Examples
         --------
         >>> db.query("SELECT TOP 3 source_id, feh FROM catalog ORDER BY feh")  # doctest: +SKIP
+        >>> db.query("SELECT c.* FROM TAP_UPLOAD.ids AS u JOIN catalog AS c USING (source_id)",
+        ...          uploads={"ids": "my.vot"})  # doctest: +SKIP
         """
         from xpdb.query.run import run_user_query
+        from xpdb.query.upload import as_upload
 
-        return _table(run_user_query(adql, language="adql", url=self.reader_url, **_limits(limit, timeout))[0])
+        tables = [as_upload(name, value) for name, value in (uploads or {}).items()]
+        return _table(run_user_query(adql, language="adql", url=self.reader_url, uploads=tables,
+                                     **_limits(limit, timeout))[0])
 
     def sql(self, statement: str, *, limit: int | None = None, timeout: float | None = None):
         """A single PostgreSQL SELECT, run read-only as the reader role; an astropy Table.

@@ -24,7 +24,7 @@ prediction flags in ``CLUSTER_EXCLUDED_FLAGS``; ``xpdb.xm_cluster_sample`` marks
 (``xpdb.models.evaluate.clipped_gaussian_fit``, the SQL function ``xpdb.clipped_gaussian_fit``).
 
 The SQL of the views and functions below is rendered from these definitions and frozen into
-migration 0010_validation (``python -m xpdb.validation`` prints it); tests check that the database's
+migration 0015_validation (``python -m xpdb.validation`` prints it); tests check that the database's
 objects still equal what this module renders.
 """
 
@@ -87,7 +87,7 @@ def default_bp_rp0_min(cluster: str) -> float | None:
     return CLUSTER_COLOUR_CUTS.get(cluster_key(cluster))
 
 
-# -- SQL rendered from the definitions above (frozen in migration 0010_validation) -----------------------
+# -- SQL rendered from the definitions above (frozen in migration 0015_validation) -----------------------
 
 def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
@@ -176,7 +176,7 @@ def xm_cluster_sample_view_sql() -> str:
 
 
 def rendered() -> dict[str, str]:
-    """Every statement of migration 0010_validation that is rendered from Python, by object name."""
+    """Every statement of migration 0015_validation that is rendered from Python, by object name."""
     return {"default_validation_selection": default_validation_selection_function_sql(),
             "cluster_key": cluster_key_function_sql(),
             "default_bp_rp0_min": default_bp_rp0_min_function_sql(),
@@ -184,6 +184,6 @@ def rendered() -> dict[str, str]:
             "xm_cluster_sample": xm_cluster_sample_view_sql()}
 
 
-if __name__ == "__main__":  # print the rendered SQL (what migration 0010_validation froze)
+if __name__ == "__main__":  # print the rendered SQL (what migration 0015_validation froze)
     for name, sql in rendered().items():
         print(f"-- {name}: rendered by xpdb.validation\n{sql};\n")

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from tests.conftest import real_path
 from xpdb.cli.main import app
 from xpdb.ingest.runs import ingest_file
+from xpdb.errors import QueryError
 from xpdb.models.evaluate import clipped_gaussian_fit, gaussian_fit
 from xpdb.query.cone import cone, parse_position, parse_radius
 from xpdb.query.export import export_catalog
@@ -44,6 +45,15 @@ def test_radius_and_position_parsing():
     assert parse_radius("0.2") == pytest.approx(0.2)
     ra, dec = parse_position("10h00m00s", "-30d00m00s")
     assert ra == pytest.approx(150.0) and dec == pytest.approx(-30.0)
+
+
+@pytest.mark.parametrize("ra, dec, radius", [("nan", "10", "1"), ("10", "nan", "1"), ("10", "10", "nan"),
+                                             ("10", "10", "inf"), ("10", "10", "0")])
+def test_positions_and_radii_that_are_not_finite_are_refused(ra, dec, radius):
+    """Found by bench/security_probe.py: ``xpdb cone nan 10 1`` answered with an empty table."""
+    with pytest.raises(QueryError, match="not a finite|radius must be in"):
+        parse_position(ra, dec)
+        parse_radius(radius)
 
 
 @pytest.fixture

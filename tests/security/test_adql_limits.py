@@ -163,6 +163,24 @@ def test_geometry_errors_over_tap_and_scs(server, http):
         assert any(i.name == "Error" for i in votable.infos), (params, response.text)
 
 
+@pytest.mark.parametrize("condition, message", [
+    ("1 = CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 100, 10, SQRT(40000)))", "not 200"),
+    ("1 = CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 100, 10, ABS(-200)))", "not 200"),
+    ("1 = CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 100, 10, POWER(10, 3)))", "not 1000"),
+    ("DISTANCE(POINT('ICRS', ra, dec), POINT('ICRS', 100, 10)) < SQRT(40000)", "r of DISTANCE(...) < r"),
+    ("1 = CONTAINS(POINT('ICRS', ra, dec), CIRCLE('ICRS', 100, 10, phot_g_mean_mag * 20))", "must be between 0"),
+])
+def test_computed_radii_are_checked_by_the_database(server, http, condition, message):
+    """Found by bench/security_probe.py: radii ADQL computes passed the translator's constant check."""
+    response = http.post(server + "/tap/sync", data={
+        "LANG": "ADQL", "QUERY": f"SELECT source_id FROM xpdb.gaia_source WHERE {condition}"})
+    assert response.status_code == 400 and message in error_text(response), response.text
+    fine = condition.replace("SQRT(40000)", "SQRT(0.01)").replace("ABS(-200)", "ABS(-0.1)").replace(
+        "POWER(10, 3)", "POWER(10, -1)").replace("phot_g_mean_mag * 20", "phot_g_mean_mag / 100")
+    assert http.post(server + "/tap/sync", data={
+        "LANG": "ADQL", "QUERY": f"SELECT source_id FROM xpdb.gaia_source WHERE {fine}"}).status_code == 200
+
+
 @pytest.mark.parametrize("table", [
     "pg_catalog.pg_stat_activity", "pg_stat_activity", "\"pg_catalog\".\"pg_class\"", "pg_class", "pg_roles",
     "information_schema.tables", "xpdb.model", "gaiadr3.model", "xpdb.ingest_run", "xpdb.ingest_reject",

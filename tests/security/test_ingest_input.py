@@ -166,6 +166,17 @@ def test_unreadable_files_are_one_line_errors(db_url, conn, tmp_path, name):
     assert stored(conn) == 0 and stored(conn, "xpdb.xp_band") == 0
 
 
+@pytest.mark.parametrize("kind", ["sources", "xp"])
+def test_a_column_named_twice_is_one_line_error(db_url, conn, tmp_path, kind):
+    """Found by bench/security_probe.py: a repeated source_id header ended in a KeyError traceback."""
+    path = tmp_path / "twice.csv"
+    path.write_text("source_id,ra,dec,source_id\n1,10.0,0.5,1\n2,10.1,0.6,2\n")
+    with pytest.raises(IngestFileError, match=r"twice.csv at header: column name\(s\) source_id appear more than once"):
+        ingest_file(db_url, kind, path)
+    assert "appear more than once" in one_error_line(cli("ingest", kind, str(path)))
+    assert stored(conn) == 0
+
+
 def test_directories_and_devices_are_refused(db_url, tmp_path):
     folder = tmp_path / "folder.csv"
     folder.mkdir()

@@ -68,11 +68,12 @@ def test_the_reader_keeps_what_queries_need(reader):
     row = reader.execute("SELECT random() < 2, clock_timestamp() IS NOT NULL, q3c_dist(1, 2, 3, 4) > 0, "
                          "pg_typeof(1)::text, current_setting('statement_timeout'), "
                          "(SELECT count(*) FROM xpdb.model_info), (SELECT count(*) FROM xpdb.catalog), "
-                         "(SELECT count(*) FROM xpdb.validation_summary), (SELECT count(*) FROM tap_schema.columns) > 0"
-                         ).fetchone()
+                         "(SELECT count(*) FROM xpdb.validation_summary), (SELECT count(*) FROM xpdb.label_prediction), "
+                         "(SELECT count(teff) FROM xpdb.catalog), (SELECT count(*) FROM xpdb.transformer_catalog), "
+                         "(SELECT count(*) FROM tap_schema.columns) > 0").fetchone()
     assert row[:4] == (True, True, True, "integer") and row[-1] is True
     reader.execute("SELECT pg_sleep(0)")
-    # the validation relations of migration 0010_validation are public, and so in TAP_SCHEMA
+    # the validation relations of migration 0015_validation are public, and so in TAP_SCHEMA
     validation = ("xpdb.xm_validation", "xpdb.validation_summary", "xpdb.xm_cluster_sample", "xpdb.cluster_summary",
                   "xpdb.cluster_value")
     for name in validation:
@@ -101,6 +102,7 @@ def test_the_reader_reads_exactly_what_tap_schema_publishes(reader):
     assert readable == published
     assert not set(INTERNAL_RELATIONS) & published
     assert {"xpdb.gaia_source", "xpdb.catalog", "xpdb.model_info", "tap_schema.tables"} <= published
+    assert {"xpdb.svae_output", "xpdb.svae_neighbours", "xpdb.xp_outliers"} <= published  # migration 0011_svae
     sequences = reader.execute("SELECT count(*) FROM pg_class WHERE CASE WHEN relkind = 'S' "
                                "THEN has_sequence_privilege(oid, 'USAGE, SELECT, UPDATE') END").fetchone()[0]
     assert sequences == 0

@@ -25,8 +25,8 @@ def infer(
     where: str = typer.Option(None, "--where", help="Extra SQL condition on gaia_source/source_photometry columns."),
     job_file: Path = typer.Option(None, "--job", help="A job spec (TOML), e.g. jobs/infer-giants.toml."),
     all_sources: bool = typer.Option(False, "--all", help="Every source with XP spectra, not only the model's domain."),
-    selection_name: str = typer.Option(None, "--selection", help="giant_sample (default), final_sample (the paper's "
-                                       "first three cuts), model_domain or all."),
+    selection_name: str = typer.Option(None, "--selection", help="giant_sample (default; all for the scatter VAE), "
+                                       "final_sample (the paper's first three cuts), model_domain or all."),
     resume: int = typer.Option(None, "--resume", help="Continue job ID (its pending and abandoned batches)."),
     max_attempts: int = typer.Option(None, "--max-attempts", help="Attempts per batch before it fails (default 3)."),
     no_wait: bool = typer.Option(False, "--no-wait", help="Only create the job; run workers elsewhere."),
@@ -49,7 +49,7 @@ def infer(
     batch = batch or spec.get("batch", 20000)
     workers = workers or spec.get("workers", 2)
     max_attempts = max_attempts or spec.get("max_attempts", 3)
-    selection = "all" if all_sources else (selection_name or spec.get("selection", "giant_sample"))
+    selection = "all" if all_sources else (selection_name or spec.get("selection"))  # None: the kind's default
     where = where or spec.get("where")
     url, conn = _connect()
     with conn:
@@ -58,6 +58,10 @@ def infer(
                 job = resume_job(conn, resume)
             else:
                 record = find(conn, model) if model else default(conn)
+                if selection is None:
+                    from xpdb.models import kinds
+
+                    selection = getattr(kinds.get(record.kind), "default_selection", "giant_sample")
                 job_id = create_job(conn, model_id=record.model_id, selection=selection, where=where, batch_size=batch,
                                     max_attempts=max_attempts, lease_seconds=spec.get("lease_seconds", 600),
                                     spec={"source": str(job_file) if job_file else "cli"})

@@ -10,7 +10,8 @@ from rich.table import Table
 
 from xpdb.cli.console import console, fail, out, print_table, progress_bar, session
 
-train_app = typer.Typer(help="Train models from the database (UA-CSNet and the baselines).", no_args_is_help=True)
+train_app = typer.Typer(help="Train models from the database (UA-CSNet and the baselines; the scatter VAE; the transformer).",
+                        no_args_is_help=True)
 models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
 
 
@@ -133,6 +134,160 @@ def train_xgboost(labels: str = LABELS, split: str = SPLIT, test_labels: str = T
            photometry=photometry, name=name, overrides=_parse_set(set_), total=None, train_selection=train_selection)
 
 
+def print_svae_metrics(metrics: dict) -> None:
+    """A scatter VAE's evaluation beside its PCA baseline's (same inputs, split and components)."""
+    training = metrics.get("training", {})
+    out.print(f"training: n={training.get('n')} ({training.get('seconds', '-')} s, {training.get('epochs', '-')} "
+              f"epochs, {training.get('device', '')}); representation {metrics.get('representation')}; "
+              f"split {metrics.get('split')}")
+    base = metrics.get("baseline_pca") or {}
+    ev, pev = metrics.get("evaluation") or {}, base.get("evaluation") or {}
+    table = Table(title=f"held-out stars (n={ev.get('n')}): sVAE vs PCA ({metrics.get('baseline_model', 'not stored')})")
+    for col in ("measure", "sVAE", "PCA"):
+        table.add_column(col, justify="left" if col == "measure" else "right")
+
+    def pct(value) -> str:
+        return "-" if value is None else f"{100 * value:.3f}%"
+
+    rows = [("|residual| > 5 sigma, errors + scatter", "frac_beyond_5sigma_scatter", pct),
+            ("|residual| > 5 sigma, errors only", "frac_beyond_5sigma_errors", pct),
+            ("|residual| > 10 sigma, errors + scatter", "frac_beyond_10sigma_scatter", pct),
+            ("median reduced chi2, errors + scatter", "median_chi2_red_scatter", _fmt),
+            ("median reduced chi2, errors only", "median_chi2_red", _fmt),
+            ("median scatter / error", "median_scatter_over_error", _fmt)]
+    for label, key, f in rows:
+        table.add_row(label, f(ev.get(key)), f(pev.get(key)))
+    knn, pknn = metrics.get("knn") or {}, base.get("knn") or {}
+    for label, unit in (("teff", "K"), ("logg", "dex"), ("feh", "dex")):
+        if label in knn:
+            table.add_row(f"k-NN {label} sigma ({unit}, {knn.get('catalog')}, k={knn.get('k')}, n={knn[label].get('n')})",
+                          _fmt(knn[label].get("sigma"), 3), _fmt((pknn.get(label) or {}).get("sigma"), 3))
+    out.print(table)
+
+
+@train_app.command("svae")
+def train_svae(
+    representation: str = typer.Option("sampled", "--representation", help="sampled (XP_SAMPLED-like spectra: the "
+                                       "APOGEE library) or coefficients (XP_CONTINUOUS)."),
+    split: str = typer.Option("fixed", "--split", help="fixed (train on xpdb.split_of = 'train', evaluate on 'test') "
+                              "or development (the training side only, for choices)."),
+    labels: str = typer.Option("APOGEE", "--labels", help="Catalogue whose Teff, logg, [Fe/H] score the latent by "
+                               "k-nearest neighbours (not used for training)."),
+    name: str = NAME,
+    epochs: int = typer.Option(None, "--epochs", help="Epochs (default: SVAEConfig's)."),
+    seed: int = typer.Option(42, "--seed", help="Random seed."),
+    baseline: bool = typer.Option(True, "--baseline/--no-baseline", help="Also fit and store the PCA baseline."),
+    set_: list[str] = SET,
+) -> None:
+    """Train the scatter VAE (Laroche & Speagle) on the stored spectra; store it and its PCA baseline."""
+    from xpdb.models.svae import SVAEConfig
+
+    overrides = {"representation": representation, "seed": seed, **({"epochs": epochs} if epochs else {}),
+                 **_parse_set(set_)}
+    total = overrides.get("epochs", SVAEConfig.epochs)
+    db = session()
+    with progress_bar("training svae", total=total, unit="epochs") as update:
+        model = db.train("svae", labels=labels, split=split, name=name, ablation=baseline,
+                         on_epoch=lambda epoch, logs: update(epoch), **overrides)
+    print_svae_metrics(model.metrics)
+    console.print(f"stored model [bold]{model.ref}[/] (id {model.model_id})"
+                  + (f" and its PCA baseline [bold]{model.metrics['baseline_model']}[/]"
+                     if model.metrics.get("baseline_model") else ""))
+
+
+def print_label_metrics(metrics: dict) -> None:
+    """The transformer's (and its tree baseline's) test metrics: sigma per label and context."""
+    test = metrics.get("test") or {}
+    labels = test.get("labels")
+    if not labels:
+        return
+    table = Table(title=f"test {test.get('catalog')} (n={test.get('n')}): robust sigma of model - reference; "
+                        "Teff, logg over Teff < 7000 K, [M/H], [alpha/M] over giants")
+    for col in ("context", "Teff [K]", "logg", "[M/H]", "[alpha/M]", "err/sigma Teff", "logg", "[M/H]"):
+        table.add_column(col, justify="left" if col == "context" else "right")
+    for context, block in labels.items():
+        t, g = block["teff"]["teff_lt_7000"], block["logg"]["teff_lt_7000"]
+        m, a = block["m_h"]["giants"], block["alpha_m"]["giants"]
+        table.add_row(context, _fmt(t.get("sigma"), 1), _fmt(g.get("sigma")), _fmt(m.get("sigma")), _fmt(a.get("sigma")),
+                      _fmt(t.get("error_ratio"), 2), _fmt(g.get("error_ratio"), 2), _fmt(m.get("error_ratio"), 2))
+    out.print(table)
+    spectra = test.get("generated_spectra")
+    if spectra:
+        out.print(f"spectra generated from the reference labels: median chi2/dof {_fmt(spectra['median_chi2_dof'], 2)} "
+                  f"(observed errors alone {_fmt(spectra['median_chi2_dof_observed_errors_only'], 1)}), "
+                  f"median |residual| {100 * spectra['median_abs_fractional_residual']:.1f}% (n={spectra['n']})")
+
+
+@train_app.command("transformer")
+def train_transformer(
+    labels: str = typer.Option("APOGEE", "--labels", help="Catalogue of the labels (the APOGEE library: "
+                               "xpdb ingest apogee-library)."),
+    split: str = typer.Option("fixed", "--split", help="fixed (test = source_id % 5 = 0 and cluster members) or "
+                              "development (scored on the training side's source_id % 5 = 1 part)."),
+    size: str = typer.Option("cpu", "--size", help="cpu (d=64, 2+2 blocks, ~0.2M parameters) or gpu (the authors' "
+                             "network, ~8.8M parameters)."),
+    epochs: int = typer.Option(None, "--epochs", help="Epochs (default: 60 for cpu, 400 for gpu)."),
+    seed: int = typer.Option(42, "--seed", help="Random seed."),
+    selection: str = typer.Option(None, "--selection", help="Restrict to a selection view (default: every star "
+                                  "of the catalogue with an XP spectrum)."),
+    name: str = NAME, set_: list[str] = SET,
+) -> None:
+    """Train the transformer foundation model (Leung & Bovy 2024) and store it with its test metrics."""
+    overrides = {"size": size, "seed": seed, **({"epochs": epochs} if epochs else {}), **_parse_set(set_)}
+    db = session()
+    total = epochs or (400 if size == "gpu" else 60)
+    with progress_bar("training transformer", total=total, unit="epochs") as update:
+        model = db.train("transformer", labels=labels, split=split, selection=selection, name=name,
+                         on_epoch=lambda epoch, logs: update(epoch), **overrides)
+    print_label_metrics(model.metrics)
+    training = model.metrics.get("training", {})
+    out.print(f"training: n={training.get('n')}, {training.get('seconds')} s ({training.get('cpu_seconds')} CPU s), "
+              f"best epoch {training.get('best_epoch')} of {training.get('epochs_run')}, "
+              f"{training.get('n_parameters'):,} parameters")
+    console.print(f"stored model [bold]{model.ref}[/] (id {model.model_id})")
+
+
+@train_app.command("label-xgboost")
+def train_label_xgboost(
+    labels: str = typer.Option("APOGEE", "--labels", help="Catalogue of the labels."),
+    split: str = typer.Option("fixed", "--split", help="fixed or development."),
+    inputs: str = typer.Option("xp,ebv,g", "--inputs", help="Token kinds used as features, comma-separated: xp "
+                               "(the 55 XP values), g, bp_rp, j_h, j_k, ebv."),
+    name: str = NAME, set_: list[str] = SET,
+) -> None:
+    """Train the tree baseline (XGBoost per label) on the transformer's tokens and the same split."""
+    overrides = {"inputs": [i.strip() for i in inputs.split(",") if i.strip()], **_parse_set(set_)}
+    model = session().train("label_xgboost", labels=labels, split=split, name=name, **overrides)
+    print_label_metrics(model.metrics)
+    console.print(f"stored model [bold]{model.ref}[/] (id {model.model_id})")
+
+
+def generate(
+    teff: float = typer.Option(..., "--teff", help="Effective temperature [K]."),
+    logg: float = typer.Option(..., "--logg", help="Surface gravity log g [dex]."),
+    feh: float = typer.Option(..., "--feh", "--m-h", help="Metallicity [M/H] (the model learnt APOGEE [Fe/H])."),
+    alpha: float = typer.Option(None, "--alpha", help="[alpha/M] (left out when not given)."),
+    ebv: float = typer.Option(None, "--ebv", help="E(B-V) [mag] (left out when not given; 0 for no extinction)."),
+    g: float = typer.Option(0.0, "--g", help="Scale the spectrum to this G magnitude (0: G-normalised)."),
+    model: str = typer.Option(None, "--model", help="Transformer model NAME[:VERSION] (default: the newest)."),
+    out_path: Path = typer.Option(None, "--out", help="Write the spectrum here (.ecsv, .csv, .fits, .vot); "
+                                  "default: print a summary."),
+) -> None:
+    """Predict an XP spectrum (with errors) from stellar labels with a transformer model."""
+    table = session().generate(teff=teff, logg=logg, m_h=feh, alpha_m=alpha, ebv=ebv, g=g, model=model)
+    if out_path is None:
+        step = len(table) // 12
+        for row in table[::step]:
+            out.print(f"{row['wavelength']:7.1f} nm  {row['flux']:.4e} +- {row['flux_error']:.2e} W m-2 nm-1")
+    else:
+        fmt = {".ecsv": "ascii.ecsv", ".csv": "ascii.csv", ".fits": "fits", ".vot": "votable",
+               ".xml": "votable"}.get(out_path.suffix.lower())
+        if fmt is None:
+            fail("--out must end in .ecsv, .csv, .fits or .vot")
+        table.write(out_path, format=fmt, overwrite=True)
+        console.print(f"wrote {out_path} ({len(table)} samples, model {table.meta['model']})")
+
+
 @models_app.command("list")
 def list_models() -> None:
     """All stored models with their headline test metrics."""
@@ -209,7 +364,11 @@ def show(ref: str = typer.Argument(..., help="NAME or NAME:VERSION")) -> None:
     out.print(f"training set {record.training_catalog} (n={record.n_train}, sha256 {record.training_set_hash})")
     out.print(f"preprocessing {version[0] if version else record.preprocessing_id}")
     out.print("hyperparameters " + json.dumps(model.hyperparameters))
-    print_metrics(model.metrics)
+    if record.kind in ("svae", "xp_pca"):
+        print_svae_metrics(model.metrics)
+    else:
+        print_label_metrics(model.metrics)
+        print_metrics(model.metrics)
 
 
 @models_app.command("export")

@@ -81,22 +81,31 @@ def query(
                                  help="Largest result held, in MB: the table (text 4 bytes a character) and "
                                       "its output; rows beyond it are not fetched (overflow is reported)."),
     show_sql: bool = typer.Option(False, "--show-sql", help="Print the PostgreSQL the ADQL became."),
+    upload: list[str] = typer.Option(None, "--upload", help="NAME=FILE: a VOTable or CSV table that the query "
+                                     "reads as TAP_UPLOAD.NAME (repeatable)."),
     fmt: str = FORMAT, out: Path = OUT,
 ) -> None:
     """Run ADQL (translated to PostgreSQL with q3c) read-only, as the Gaia archive's users write it.
 
-    ADQL may read the tables TAP_SCHEMA publishes; ``--sql`` runs one PostgreSQL query (SELECT,
-    VALUES or WITH) as the read-only role. Rows are fetched in chunks until --limit or --max-mb.
+    ADQL may read the tables TAP_SCHEMA publishes and the uploaded ones (``--upload ids=my.vot``:
+    ``TAP_UPLOAD.ids``); ``--sql`` runs one PostgreSQL query (SELECT, VALUES or WITH) as the
+    read-only role. Rows are fetched in chunks until --limit or --max-mb.
     """
     import sys
 
     from xpdb.query.run import run_user_query
+    from xpdb.query.upload import UploadError, read_upload_file
 
     if text == "-":
         text = sys.stdin.read()
+    try:
+        uploads = [read_upload_file(item) for item in upload or []]
+    except UploadError as exc:
+        fail(str(exc))
     result, statement = run_user_query(text, language="sql" if sql else "adql", max_rows=limit, timeout_s=timeout,
                                        max_bytes=int(max_mb * 1e6), url=session().reader_url,
-                                       encoding="text" if fmt in ("table", "csv", "ecsv") else "binary")
+                                       encoding="text" if fmt in ("table", "csv", "ecsv") else "binary",
+                                       uploads=uploads)
     if show_sql:
         console.print(statement, highlight=False)
     _emit(result, fmt, out, {"query": text.strip()[:500]})

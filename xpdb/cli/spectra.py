@@ -50,3 +50,29 @@ def features(
         fail(str(exc))
     out.print(f"preprocessing {pre.version}")
     out.print(f"{run.processed:,} sources processed: {run.usable:,} usable, {run.flagged:,} flagged")
+
+
+def spectrum(
+    source_ids: list[int] = typer.Argument(..., help="Gaia DR3 source_ids (as many as wanted)."),
+    out_path: Path = typer.Option(..., "--out", help="The file to write."),
+    fmt: str = typer.Option(None, "--format", help="votable, fits, ecsv or csv (default: from the file's suffix)."),
+) -> None:
+    """Calibrated sampled XP spectra with errors (336-1020 nm), computed now from the stored coefficients."""
+    import psycopg
+
+    from xpdb.xp.spectrum import SPECTRUM_FORMATS, NoSpectrum, spectra_table, write_spectra
+
+    suffixes = {".vot": "votable", ".xml": "votable", ".fits": "fits", ".fit": "fits", ".ecsv": "ecsv", ".csv": "csv"}
+    fmt = fmt or suffixes.get(out_path.suffix.lower(), "votable")
+    if fmt not in SPECTRUM_FORMATS:
+        fail(f"--format must be one of {', '.join(SPECTRUM_FORMATS)}")
+    with psycopg.connect(session().reader_url, autocommit=True) as conn:
+        try:
+            table = spectra_table(conn, source_ids)
+        except NoSpectrum as exc:
+            fail(str(exc))
+    write_spectra(table, fmt, out_path)
+    missing = table.meta.get("missing") or []
+    if missing:
+        console.print(f"[yellow]no XP spectrum stored for[/] {', '.join(map(str, missing))}", highlight=False)
+    console.print(f"{len(set(table['source_id'].tolist())):,} spectra written to {out_path}")

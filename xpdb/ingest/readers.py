@@ -193,6 +193,15 @@ class TableReader:
         elif self.format == "csv":
             self._csv_skip = self._leading_comment_lines()
             self._csv_delimiter = ","
+        self._check_unique_names()
+
+    def _check_unique_names(self) -> None:
+        """Refuse a file that names a column twice: which of the two is meant cannot be known."""
+        names = [n.lower() for n in self.column_names()]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise IngestFileError(self.path, f"column name(s) {', '.join(repeated)} appear more than once in the "
+                                             "header; rename or drop the repeats", "header")
 
     def _leading_comment_lines(self) -> int:
         """CSV files may start with '#' comment lines (e.g. a provenance note); they are skipped."""
@@ -275,6 +284,21 @@ class TableReader:
     def _open_votable(self) -> None:
         from astropy.io.votable import parse
 
+        from xpdb.ingest import votable_fast
+
+        self._arrow = None
+        if votable_fast.ENABLED:
+            try:
+                with self._binary_stream() as fh:
+                    data = fh.read()
+                self._arrow, self.meta = votable_fast.read_votable(data)
+                del data
+                self.n_rows = self._arrow.num_rows
+                return
+            except votable_fast.Unsupported:
+                pass  # astropy reads what the fast reader does not
+            except Exception as exc:
+                raise IngestFileError(self.path, f"truncated or corrupt VOTable ({exc})", "data") from exc
         try:
             with self._binary_stream() as fh:
                 vot = parse(fh, verify="ignore")
@@ -289,6 +313,10 @@ class TableReader:
         self.meta = dict(table.meta)
 
     def _astropy_chunks(self) -> Iterator[Chunk]:
+        if getattr(self, "_arrow", None) is not None:  # read by xpdb.ingest.votable_fast
+            for start in range(0, self._arrow.num_rows, self.chunk_rows):
+                yield Chunk(self._arrow.slice(start, self.chunk_rows), start + 1)
+            return
         table = self._table
         for start in range(0, len(table), self.chunk_rows):
             part = table[start:start + self.chunk_rows]
@@ -543,6 +571,8 @@ class TableReader:
         if self.format == "fits":
             return list(self._hdu.columns.names)
         if self.format == "votable":
+            if getattr(self, "_arrow", None) is not None:
+                return list(self._arrow.column_names)
             return list(self._table.colnames)
         if self.format == "parquet":
             return list(self._pq.schema_arrow.names)

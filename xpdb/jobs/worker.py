@@ -118,14 +118,16 @@ class Worker:
         conn.commit()
         inputs = kind.inputs(conn, record, ids, between=(lease.first, lease.last))
         outputs = kind.predict(loaded, inputs)
-        nulls = {name: ~np.isfinite(values) for name, values in outputs.items() if values.dtype.kind == "f"}
+        nulls = {name: ~np.isfinite(values) if values.ndim == 1 else ~np.isfinite(values).any(axis=1)
+                 for name, values in outputs.items() if values.dtype.kind == "f"}  # 2-D: per-pixel arrays
         with conn.transaction():
             owner = batches.holder(conn, lease.batch_id)
             if owner != (self.name, "running"):
                 raise LeaseLost(f"batch {lease.batch_id} was taken over by {owner[0]} ({owner[1]})")
             if self.before_commit:
                 self.before_commit()
-            write_back(conn, kind.output, model_id=job.model_id, job_id=job.job_id, source_ids=ids, outputs=outputs,
+            writer = getattr(kind, "write_back", write_back)  # a kind may write its own way (same arguments)
+            writer(conn, kind.output, model_id=job.model_id, job_id=job.job_id, source_ids=ids, outputs=outputs,
                        nulls=nulls)
             seconds = time.perf_counter() - t0
             batches.finish(conn, lease.batch_id, lease.job_id, len(ids), seconds)

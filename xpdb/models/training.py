@@ -124,7 +124,7 @@ def test_metrics(kind: kinds_mod.ModelKind, predictor: Any, test: Stars) -> dict
 
 
 def train_model(url: str, kind: str = "uacsnet", *, labels: str, test_labels: str | None = None,
-                split: str | None = None, selection: str = "giant_sample", train_selection: str | None = None,
+                split: str | None = None, selection: str | None = "giant_sample", train_selection: str | None = None,
                 name: str | None = None,
                 config: Any = None, preprocessing: Preprocessing = Preprocessing(), ablation: bool = True,
                 on_epoch: Callable | None = None, on_stage: Callable[[str], None] | None = None,
@@ -132,11 +132,19 @@ def train_model(url: str, kind: str = "uacsnet", *, labels: str, test_labels: st
     """Build the sets, train, evaluate (and the ablation), store a new model version.
 
     With ``reuse_existing`` a stored version of ``name`` with the same kind, hyperparameters,
-    test set and training-set hash is returned instead of training again.
+    test set and training-set hash is returned instead of training again. ``selection`` None
+    is the kind's default (``giant_sample``; every star of the catalogue for the transformer).
     """
     from xpdb.models.backend import device
 
     model_kind = kinds_mod.get(kind)
+    if hasattr(model_kind, "train_from_database"):  # kinds with their own inputs (the transformer)
+        if train_selection is not None:
+            raise TrainingError(f"{kind} draws its training stars itself; train_selection is not supported")
+        return model_kind.train_from_database(url, labels=labels, test_labels=test_labels, split=split,
+                                              selection=selection, name=name, config=config, on_epoch=on_epoch,
+                                              on_stage=on_stage, reuse_existing=reuse_existing)
+    selection = selection or "giant_sample"
     config = config if config is not None else model_kind.default_config()
     name = name or kind
     stage = on_stage or (lambda s: None)

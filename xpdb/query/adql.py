@@ -30,7 +30,8 @@ PostgreSQL quoted), and the nodes whose meaning differs are rewritten:
   return double precision; LOWER, UPPER, COALESCE, ``CAST(x AS type)`` (the ADQL 2.1 types)
   and Gaia's ``GAIA_HEALPIX_INDEX(n, source_id)``; any other function name is an error.
   ``^`` (bitwise xor) becomes ``#``, hexadecimal literals become decimal.
-- Schema ``gaiadr3`` is mapped to ``xpdb``; other names are left as written.
+- Schema ``gaiadr3`` is mapped to ``xpdb``, ``TAP_UPLOAD`` to ``pg_temp`` (uploaded tables, see
+  :mod:`xpdb.query.upload`); other names are left as written.
 
 Before parsing, the token stream is adapted where the grammar falls short: the SQL words the
 lexer reserves but no rule uses (``catalog``, ``zone``, ``size``, ``value``, ``e``...) are read
@@ -93,7 +94,7 @@ localtimestamp natural not notnull null offset on only or order outer overlaps p
 references returning right select session_user similar some symmetric table tablesample then to
 trailing true union unique user using variadic verbose when where window with
 """.split())
-_SCHEMAS = {"gaiadr3": "xpdb"}
+_SCHEMAS = {"gaiadr3": "xpdb", "tap_upload": "pg_temp"}  # TAP_UPLOAD: the temporary tables of uploads
 _COORD_SYSTEMS = frozenset({"", "ICRS", "ICRS GEOCENTER", "ICRS BARYCENTER", "ICRS TOPOCENTER"})
 _CAST_TYPE = re.compile(r"^(SMALLINT|INTEGER|INT|BIGINT|REAL|DOUBLE PRECISION|TIMESTAMP"
                         r"|(CHAR|CHARACTER|VARCHAR|CHARACTER VARYING)(?: \( (\d+) \))?)$")
@@ -509,6 +510,9 @@ class _Emitter:
         value = _constant(radius)
         if value is not None and not 0 <= value <= 180:
             raise _error_at(at, f"{what} must be between 0 and 180 degrees, not {_show(value)}")
+        if value is None:  # computed by the query: checked by the database (migration 0014_adql_radius)
+            label = what.replace("'", "''")
+            radius = f"xpdb.adql_radius(({radius})::double precision, '{label}')"
         if not centre.columns:
             return f"q3c_radial_query({point.ra}, {point.dec}, {centre.ra}, {centre.dec}, {radius})"
         if not point.columns:

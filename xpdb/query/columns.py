@@ -61,6 +61,15 @@ COLUMNS: dict[str, ColumnMeta] = {
     "membership_probability": ColumnMeta(None, "stat.probability", "Cluster membership probability"),
     "model": ColumnMeta(None, "meta.id", "Model NAME:VERSION"),
     "model_id": ColumnMeta(None, "meta.id", "Model identifier in xpdb.model"),
+    # stellar labels (xpdb.label_prediction, the catalogue's transformer columns)
+    "teff": ColumnMeta("K", "phys.temperature.effective", "Effective temperature [K]"),
+    "teff_err": ColumnMeta("K", "stat.error;phys.temperature.effective", "Uncertainty of the effective temperature [K]"),
+    "logg": ColumnMeta(None, "phys.gravity", "Surface gravity log g [dex, cgs]"),
+    "logg_err": ColumnMeta(None, "stat.error;phys.gravity", "Uncertainty of log g [dex]"),
+    "m_h": ColumnMeta(None, "phys.abund.Z", "Metallicity [M/H] [dex]"),
+    "m_h_err": ColumnMeta(None, "stat.error;phys.abund.Z", "Uncertainty of [M/H] [dex]"),
+    "alpha_m": ColumnMeta(None, "phys.abund", "[alpha/M] [dex]"),
+    "alpha_m_err": ColumnMeta(None, "stat.error;phys.abund", "Uncertainty of [alpha/M] [dex]"),
 }
 
 # The paper's Table 2 names (exports use them).

@@ -7,6 +7,8 @@ Positions and radii are parsed by astropy: degrees (``229.64 2.08``), sexagesima
 
 from __future__ import annotations
 
+import math
+
 import psycopg
 
 from xpdb.query.run import DEFAULT_MAX_ROWS, QueryError, QueryResult, run_readonly
@@ -30,7 +32,10 @@ def parse_position(ra: str, dec: str) -> tuple[float, float]:
             coord = SkyCoord(float(ra_s) * u.deg, float(dec_s) * u.deg, frame="icrs")
     except (ValueError, TypeError) as exc:
         raise QueryError(f"cannot read the position {ra_s!r} {dec_s!r}: {exc}") from exc
-    return float(coord.ra.deg), float(coord.dec.deg)
+    ra_deg, dec_deg = float(coord.ra.deg), float(coord.dec.deg)
+    if not (math.isfinite(ra_deg) and math.isfinite(dec_deg)):
+        raise QueryError(f"the position {ra_s!r} {dec_s!r} is not a finite RA and Dec")
+    return ra_deg, dec_deg
 
 
 def parse_radius(text: str | float) -> float:
@@ -46,7 +51,7 @@ def parse_radius(text: str | float) -> float:
             angle = Angle(str(text).strip())
         except (ValueError, u.UnitsError) as exc:
             raise QueryError(f"cannot read the radius {text!r} (give degrees or e.g. 10arcmin, 30arcsec)") from exc
-    if not 0 < angle.deg <= 180:
+    if not math.isfinite(angle.deg) or not 0 < angle.deg <= 180:
         raise QueryError(f"the radius must be in (0, 180] deg, got {angle.deg:g} deg")
     return float(angle.deg)
 

@@ -101,8 +101,11 @@ def reader_connect(url: str | None = None, *, timeout_s: float | None = None) ->
 def run_readonly(sql: str, params: tuple | dict | None = None, *, max_rows: int = DEFAULT_MAX_ROWS,
                  timeout_s: float = DEFAULT_TIMEOUT_S, conn: psycopg.Connection | None = None,
                  prepared: bool = False, max_bytes: int | None = DEFAULT_MAX_BYTES,
-                 encoding: str = "binary") -> QueryResult:
+                 encoding: str = "binary", uploads: list | None = None) -> QueryResult:
     """Run one query read-only with a timeout; at most ``max_rows`` rows and ``max_bytes`` of table.
+
+    ``uploads`` (:class:`xpdb.query.upload.Upload`): temporary tables created by xpdb in this
+    transaction before it turns READ ONLY for the query (see :mod:`xpdb.query.upload`).
 
     ``overflow`` is set (with ``overflow_reason``) when more rows exist than were returned.
     ``encoding`` ('binary', 'text' or 'xml') is how the result will be written, for the
@@ -123,10 +126,20 @@ def run_readonly(sql: str, params: tuple | dict | None = None, *, max_rows: int 
         conn.autocommit = True  # the transaction below is explicit, so that it can be READ ONLY
         with conn.cursor() as cur:
             # one round trip: xpdb's own statements (the simple protocol allows several)
-            cur.execute(f"BEGIN READ ONLY; SET LOCAL statement_timeout = {_ms(timeout_s)}; "
+            cur.execute(f"BEGIN {'READ WRITE' if uploads else 'READ ONLY'}; "
+                        f"SET LOCAL statement_timeout = {_ms(timeout_s)}; "
                         "SET LOCAL search_path = xpdb, public; SET LOCAL cursor_tuple_fraction = 1"
                         + ("; SET LOCAL plan_cache_mode = force_generic_plan" if prepared else ""))
         collector: _Collector
+        if uploads:
+            from xpdb.query.upload import load_uploads
+
+            try:
+                load_uploads(conn, uploads)
+            except psycopg.Error as exc:
+                raise QueryError(f"the uploaded tables could not be stored: {exc.diag.message_primary or exc}") \
+                    from exc
+            conn.execute("SET TRANSACTION READ ONLY")  # from here on, only reading (temporary tables included)
         try:
             if prepared:
                 with conn.cursor() as cur:
@@ -170,25 +183,35 @@ def published_tables(conn: psycopg.Connection) -> frozenset[str]:
     return frozenset(r[0] for r in conn.execute("SELECT table_name FROM tap_schema.tables"))
 
 
-def check_published(tables, published: frozenset[str]) -> None:
-    """ADQLError unless every (schema, name) in ``tables`` is published; unqualified names are in xpdb."""
+def check_published(tables, published: frozenset[str], uploads=()) -> None:
+    """ADQLError unless every (schema, name) in ``tables`` is published or uploaded (TAP_UPLOAD.name, which the
+    translator makes ``pg_temp.name``); unqualified names are in xpdb."""
     from xpdb.query.adql import ADQLError
 
+    uploaded = {u.name for u in uploads}
     for schema, name in tables:
         full = f"{schema}.{name}" if schema is not None else f"xpdb.{name}"
         if full in published and not (schema is None and name.startswith("pg_")):
             continue
+        if schema == "pg_temp" and name in uploaded:
+            continue
         shown = f"{schema}.{name}" if schema is not None else name
+        if schema == "pg_temp":
+            raise ADQLError(f"there is no uploaded table {name!r}: "
+                            + (f"this query uploads {', '.join(sorted(uploaded))}" if uploaded
+                               else "upload it with UPLOAD=name,param:part (xpdb query --upload name=FILE)"))
         raise ADQLError(f"there is no table {shown!r} here: queries may read the tables that TAP_SCHEMA.tables "
                         "lists (/tap/tables)")
 
 
 def run_user_query(text: str, *, language: str = "adql", max_rows: int = DEFAULT_MAX_ROWS,
                    timeout_s: float = DEFAULT_TIMEOUT_S, max_bytes: int | None = DEFAULT_MAX_BYTES,
-                   encoding: str = "binary", url: str | None = None) -> tuple[QueryResult, str]:
+                   encoding: str = "binary", url: str | None = None,
+                   uploads: list | None = None) -> tuple[QueryResult, str]:
     """A user's ADQL (translated for q3c; published tables only) or one PostgreSQL query, read-only.
 
     What ``xpdb query`` and ``Database.query``/``.sql`` run; returns (result, the SQL run).
+    ``uploads`` (:class:`xpdb.query.upload.Upload`) are readable as ``TAP_UPLOAD.name``.
     """
     from xpdb.query.adql import to_postgresql
 
@@ -199,11 +222,11 @@ def run_user_query(text: str, *, language: str = "adql", max_rows: int = DEFAULT
             statement = text
         else:
             translated = to_postgresql(text, max_rows=max_rows)
-            check_published(translated.tables, published_tables(conn))
+            check_published(translated.tables, published_tables(conn), uploads or ())
             statement = translated.sql
         try:
             result = run_readonly(statement, max_rows=max_rows, timeout_s=timeout_s, max_bytes=max_bytes, conn=conn,
-                                  encoding=encoding)
+                                  encoding=encoding, uploads=uploads)
         except psycopg.Error as exc:
             raise QueryError(f"the database refused or lost the query: {exc}") from exc
     return result, statement

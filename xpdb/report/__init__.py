@@ -52,6 +52,9 @@ def build_report(url: str, model_id: int, model_ref: str, out: Path) -> Report:
         comparison = figures.comparison_figure(conn, model_id, out / "comparison.png")
         if comparison is not None:
             report.figures["Models compared on the same held-out stars (xpdb models compare)"] = comparison
+        generated = _generated_spectra(conn, out / "generated_spectra.png")
+        if generated is not None:
+            report.figures[generated[0]] = generated[1]
         summary = conn.execute(
             "SELECT catalog, cuts, scope, subset, n, bias, sigma, method, median_feh_err FROM xpdb.validation_summary "
             "WHERE model_id = %s AND scope IN ('all', 'g<15') AND g_min IS NULL ORDER BY catalog, scope, subset",
@@ -62,6 +65,20 @@ def build_report(url: str, model_id: int, model_ref: str, out: Path) -> Report:
             (model_id,)).fetchall()
     report.index.write_text(_html(model_ref, report, summary, clusters))
     return report
+
+
+def _generated_spectra(conn, path: Path) -> tuple[str, Path] | None:
+    """Spectra generated along an [M/H] sequence by the newest transformer model, if there is one."""
+    from xpdb.models import kinds, registry
+
+    row = conn.execute("SELECT name || ':' || version FROM xpdb.model WHERE kind = 'transformer' "
+                       "ORDER BY created_at DESC, model_id DESC LIMIT 1").fetchone()
+    if row is None:
+        return None
+    record = registry.find(conn, row[0])
+    model = kinds.get("transformer").load(record, registry.artifact(conn, record.model_id))
+    title = f"XP spectra generated along an [M/H] sequence by the transformer {record.ref}"
+    return title, figures.generated_sequence_figure(model, path, title=title)
 
 
 def _fmt(v, digits=3) -> str:

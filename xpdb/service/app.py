@@ -33,7 +33,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from xpdb.service import auth, scs, tap, uws, vosi
+from xpdb.service import auth, datalink, scs, tap, uws, vosi
 from xpdb.service.execute import PublishedTables
 from xpdb.service.executor import JobExecutor
 from xpdb.service.jobs import JobStore
@@ -148,9 +148,12 @@ def create_app(settings: ServiceSettings | None = None, *, database_url: str | N
         Route("/tap/availability", vosi.availability, methods=["GET"]),
         Route("/tap/tables", vosi.tables, methods=["GET"]),
         Route("/tap/tables/{name}", vosi.table, methods=["GET"]),
+        Route("/datalink", datalink.links, methods=["GET", "POST"], name="datalink"),
+        Route("/datalink/spectrum", datalink.spectrum, methods=["GET", "POST"], name="datalink_spectrum"),
         *uws.ROUTES,
     ]
-    middleware = [Middleware(BodyLimit, limit=settings.max_body_bytes), Middleware(auth.Authentication)]
+    middleware = [Middleware(BodyLimit, limit=settings.max_body_bytes, multipart_limit=settings.max_multipart_bytes),
+                  Middleware(auth.Authentication)]
     handlers = {HTTPException: _http_error, Exception: _server_error}
     return Starlette(routes=routes, lifespan=lifespan, middleware=middleware, exception_handlers=handlers)
 
@@ -175,23 +178,31 @@ async def _server_error(request: Request, exc: Exception) -> Response:
 
 
 class BodyLimit:
-    """Refuses request bodies longer than ``limit`` bytes (413), by Content-Length or while they arrive."""
+    """Refuses request bodies longer than ``limit`` bytes (413), by Content-Length or while they arrive;
+    multipart bodies (TAP_UPLOAD tables) may be ``multipart_limit`` bytes long."""
 
-    def __init__(self, app, *, limit: int):
+    def __init__(self, app, *, limit: int, multipart_limit: int | None = None):
         self.app = app
-        self.limit = limit
+        self.base_limit = limit
+        self.multipart_limit = multipart_limit or limit
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        headers = dict(scope.get("headers") or [])
+        multipart = headers.get(b"content-type", b"").lower().startswith(b"multipart/")
+        limit = self.multipart_limit if multipart else self.base_limit
+        await self._limited(scope, receive, send, limit)
+
+    async def _limited(self, scope, receive, send, limit: int):
         length = dict(scope.get("headers") or []).get(b"content-length")
         try:
-            too_long = length is not None and int(length) > self.limit
+            too_long = length is not None and int(length) > limit
         except ValueError:
             too_long = False
         if too_long:
-            await self._refuse(scope, receive, send)
+            await self._refuse(scope, receive, send, limit)
             return
         seen = 0
         started = False
@@ -201,8 +212,8 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > self.limit:
-                    raise RequestTooLarge(f"the body is longer than {self.limit:,} bytes")
+                if seen > limit:
+                    raise RequestTooLarge(f"the body is longer than {limit:,} bytes")
             return message
 
         async def watched_send(message):
@@ -214,11 +225,11 @@ class BodyLimit:
             await self.app(scope, limited_receive, watched_send)
         except RequestTooLarge:
             if not started:
-                await self._refuse(scope, receive, send)
+                await self._refuse(scope, receive, send, limit)
 
-    async def _refuse(self, scope, receive, send):
+    async def _refuse(self, scope, receive, send, limit: int):
         response = _votable_error(f"the request is too large: this service accepts bodies of at most "
-                                  f"{self.limit:,} bytes (ADQL queries of {self.limit // 3:,} characters)", 413)
+                                  f"{limit:,} bytes (ADQL queries of {limit // 3:,} characters)", 413)
         await response(scope, receive, send)
 
 

@@ -12,6 +12,7 @@ directly under VOTABLE.
 from __future__ import annotations
 
 import io
+import os
 import re
 
 import numpy as np
@@ -20,16 +21,29 @@ from xml.sax.saxutils import escape, quoteattr
 from xpdb.query.output import to_votable
 from xpdb.service.params import Format
 
+# False (XPDB_SERVE_VOTABLE_WRITER=astropy): astropy writes BINARY2 and TABLEDATA too, as before issue 19
+# (bench/serve.py --compare runs the load test with both)
+FAST_WRITER = os.environ.get("XPDB_SERVE_VOTABLE_WRITER", "numpy") != "astropy"
 _VALID_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
 def result_document(table, fmt: Format, *, overflow: bool, infos: dict[str, object] | None = None,
-                    overflow_message: str | None = None) -> bytes:
-    """``table`` as a VOTable, CSV, TSV or FITS document; ``overflow_message`` says why it is cut."""
+                    overflow_message: str | None = None, datalink: str | None = None) -> bytes:
+    """``table`` as a VOTable, CSV, TSV or FITS document; ``overflow_message`` says why it is cut.
+
+    ``datalink`` (the service's root URL): a VOTable whose first ``source_id`` column can be linked gets the
+    DataLink service descriptor for it.
+    """
     infos = infos or {}
     if fmt.name == "votable":
-        return _votable(table, fmt.serialization or "binary2", overflow, infos, overflow_message)
+        body = _votable(table, fmt.serialization or "binary2", overflow, infos, overflow_message)
+        if datalink and "source_id" in table.colnames and table["source_id"].dtype.kind in "iu":
+            from xpdb.service.datalink import service_descriptor
+
+            end = body.rfind(b"</VOTABLE>")
+            body = body[:end] + service_descriptor(datalink, "source_id").encode() + body[end:]
+        return body
     if fmt.name in ("csv", "tsv"):
         out = io.StringIO()
         table.write(out, format="ascii.csv" if fmt.name == "csv" else "ascii.tab")
@@ -83,28 +97,26 @@ def _ascii(text: str) -> str:
 
 
 def _votable(table, serialization: str, overflow: bool, infos: dict, overflow_message: str | None = None) -> bytes:
-    from astropy.io.votable.tree import Info
-
     names = table.colnames
     ids = [n if _VALID_ID.match(n) else f"col{i}_" + re.sub(r"[^A-Za-z0-9_]", "_", n) for i, n in enumerate(names)]
     safe = table.copy(copy_data=False)
     safe.meta.clear()
     if ids != names:
         safe.rename_columns(names, ids)
-    vot = to_votable(safe, binary=True)
-    resource = vot.resources[0]
-    resource.type = "results"
-    vtable = resource.tables[0]
-    vtable.format = serialization
-    for field_, name in zip(vtable.fields, names):
-        field_.name = name
-    for key, value in {"QUERY_STATUS": "OK", **infos}.items():
-        info = Info(name=key, value=xml_safe(str(value)))
-        info.ID = None  # astropy makes IDs from names; they could clash with FIELD IDs
-        resource.infos.append(info)
-    out = io.BytesIO()
-    vot.to_xml(out)
-    del vot, safe  # the document is all that is needed now (results may be large: few copies)
+    out = None
+    if serialization in ("binary2", "tabledata") and FAST_WRITER:
+        from xpdb.service.votable_writer import NotSupported, votable_binary2
+
+        try:
+            body = votable_binary2(safe, names, ids, {k: xml_safe(str(v))
+                                                      for k, v in {"QUERY_STATUS": "OK", **infos}.items()},
+                                   serialization)
+            out = io.BytesIO(body)
+        except NotSupported:
+            out = None
+    if out is None:
+        out = _astropy_votable(safe, names, ids, serialization, infos)
+    del safe
     if not overflow:
         return out.getvalue()
     text = escape(xml_safe(overflow_message)) if overflow_message else ""
@@ -115,6 +127,47 @@ def _votable(table, serialization: str, overflow: bool, infos: dict, overflow_me
     body = b"".join((view[:end], status, view[end:]))
     view.release()
     return body
+
+
+def _astropy_votable(safe, names: list[str], ids: list[str], serialization: str, infos: dict) -> io.BytesIO:
+    """The result document written by astropy (TABLEDATA, BINARY, and what the fast writer does not handle)."""
+    from astropy.io.votable.tree import Info
+
+    vot = to_votable(safe, binary=True)
+    resource = vot.resources[0]
+    resource.type = "results"
+    vtable = resource.tables[0]
+    vtable.format = serialization
+    for field_, name, column_name in zip(vtable.fields, names, ids):
+        field_.name = name
+        if field_.datatype in ("char", "unicodeChar"):
+            _variable_text(field_, safe[column_name], vot)
+        elif field_.datatype == "bit" and not field_.arraysize:  # TAP_SCHEMA declares PostgreSQL's bool boolean
+            field_.datatype = "boolean"
+            field_._setup(getattr(vot, "_config", {}), None)
+    for key, value in {"QUERY_STATUS": "OK", **infos}.items():
+        info = Info(name=key, value=xml_safe(str(value)))
+        info.ID = None  # astropy makes IDs from names; they could clash with FIELD IDs
+        resource.infos.append(info)
+    out = io.BytesIO()
+    vot.to_xml(out)
+    return out
+
+
+def _variable_text(field_, column, vot) -> None:
+    """A text FIELD as TAP_SCHEMA declares text: ``arraysize="*"``, ``char`` when every value is ASCII
+    (``unicodeChar`` otherwise)."""
+    values = np.ma.getdata(column)
+    ascii_only = values.dtype.kind == "S"
+    if values.dtype.kind == "U":
+        try:
+            values.astype("S")
+            ascii_only = True
+        except UnicodeEncodeError:
+            ascii_only = False
+    field_.datatype = "char" if ascii_only else "unicodeChar"
+    field_.arraysize = "*"
+    field_._setup(getattr(vot, "_config", {}), None)
 
 
 def xml_safe(text: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
 from starlette.exceptions import HTTPException
@@ -43,6 +43,8 @@ class TapRequest:
     query: str
     maxrec: int
     fmt: Format
+    uploads: list = field(default_factory=list)  # xpdb.query.upload.Upload, read by read_uploads
+    upload_param: str | None = None  # the UPLOAD parameter, read by read_uploads
 
 
 @dataclass
@@ -71,12 +73,50 @@ def check_request(params: Params, settings: ServiceSettings) -> TapRequest:
     if "\x00" in query:
         raise ParameterError("QUERY contains a NUL character")
     maxrec = parse_maxrec(params, settings.maxrec, settings.maxrec_limit)
-    return TapRequest(query=query, maxrec=maxrec, fmt=parse_format(params))
+    upload = params.get("UPLOAD")
+    return TapRequest(query=query, maxrec=maxrec, fmt=parse_format(params),
+                      upload_param=upload if upload is not None and upload.strip() else None)
+
+
+def read_uploads(request: TapRequest, params: Params, settings: ServiceSettings) -> None:
+    """Read the tables that UPLOAD names from the request's parts into ``request.uploads`` (ServiceError).
+
+    Only ``param:part`` URIs (tables sent in the request) are accepted; the service fetches no URL.
+    """
+    from xpdb.query.upload import UploadError, UploadLimits, parse_upload_param, read_upload
+
+    if request.upload_param is None:
+        return
+    try:
+        pairs = parse_upload_param(request.upload_param)
+        total = 0
+        limits = UploadLimits(max_rows=settings.upload_max_rows, max_bytes=settings.upload_max_bytes)
+        for name, uri in pairs:
+            if uri.lower().startswith(("http://", "https://")):
+                if not settings.upload_urls:
+                    raise UploadError(f"UPLOAD {name!r}: this service fetches no URLs; send the table in the "
+                                      f"request (UPLOAD={name},param:{name} and a file part {name})")
+                filename, data = uri, fetch_upload(uri, limits.max_bytes - total)
+            elif uri.lower().startswith("param:"):
+                part = uri[len("param:"):]
+                if part not in params.files:
+                    raise UploadError(f"UPLOAD {name!r}: the request has no file part {part!r} "
+                                      f"(parts: {', '.join(sorted(params.files)) or 'none'})")
+                filename, data = params.files[part]
+            else:
+                raise UploadError(f"UPLOAD {name!r}: {uri!r} is neither param:PART nor an http(s) URL")
+            total += len(data)
+            if total > limits.max_bytes:
+                raise UploadError(f"the uploads are {total:,} bytes or more together; this service accepts at most "
+                                  f"{limits.max_bytes:,}")
+            request.uploads.append(read_upload(name, data, f"{uri} ({filename})", limits))
+    except UploadError as exc:
+        raise ServiceError(f"upload error: {exc}") from None
 
 
 def run_query(request: TapRequest, *, conn: psycopg.Connection, timeout_s: float,
               max_result_bytes: int | None = None, infos: dict | None = None, translate=None,
-              published=None) -> Outcome:
+              published=None, datalink: str | None = None) -> Outcome:
     """Translate and run ``request`` on the read-only connection ``conn``; ServiceError on failure.
 
     ``translate(adql, max_rows=...)`` turns ADQL into a TranslatedQuery (default: in this
@@ -95,22 +135,41 @@ def run_query(request: TapRequest, *, conn: psycopg.Connection, timeout_s: float
         raise ServiceError(f"ADQL error: {exc}") from None
     try:
         if published is not None:
-            published.check(conn, translated.tables)
+            published.check(conn, translated.tables, request.uploads)
         else:
-            check_published(translated.tables, published_tables(conn))
+            check_published(translated.tables, published_tables(conn), request.uploads)
     except ADQLError as exc:
         raise ServiceError(f"ADQL error: {exc}") from None
     try:
         result = run_readonly(translated.sql, max_rows=request.maxrec, timeout_s=timeout_s, conn=conn,
-                              max_bytes=max_result_bytes, encoding=request.fmt.encoding)
+                              max_bytes=max_result_bytes, encoding=request.fmt.encoding, uploads=request.uploads)
     except QueryError as exc:
         raise ServiceError(f"query failed: {exc}") from None
     rows, overflow, message = len(result), result.overflow, result.overflow_message
     table = result.to_table()
     del result  # the table holds the values now
     info = {"QUERY": request.query.strip(), "MAXREC": request.maxrec, **(infos or {})}
-    body = result_document(table, request.fmt, overflow=overflow, infos=info, overflow_message=message)
+    body = result_document(table, request.fmt, overflow=overflow, infos=info, overflow_message=message,
+                           datalink=datalink)
     return Outcome(body=body, media_type=request.fmt.media_type, rows=rows, overflow=overflow)
+
+
+def fetch_upload(url: str, max_bytes: int, timeout_s: float = 20.0) -> bytes:
+    """The table at ``url`` (TAP's upload-http), at most ``max_bytes``; UploadError naming the URL otherwise."""
+    import urllib.error
+    import urllib.request
+
+    from xpdb.query.upload import UploadError
+
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers={"User-Agent": "xpdb-tap"}),
+                                    timeout=timeout_s) as response:
+            data = response.read(max_bytes + 1)
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise UploadError(f"upload {url!r} could not be fetched: {getattr(exc, 'reason', exc)}") from None
+    if len(data) > max_bytes:
+        raise UploadError(f"upload {url!r} is over {max_bytes:,} bytes, this service's limit")
+    return data
 
 
 class PublishedTables:
@@ -134,15 +193,15 @@ class PublishedTables:
             self._value, self._at = value, time.monotonic()
         return value
 
-    def check(self, conn: psycopg.Connection, tables) -> None:
-        """ADQLError unless every table of ``tables`` is published."""
+    def check(self, conn: psycopg.Connection, tables, uploads=()) -> None:
+        """ADQLError unless every table of ``tables`` is published (or one of ``uploads``)."""
         from xpdb.query.adql import ADQLError
         from xpdb.query.run import check_published
 
         try:
-            check_published(tables, self(conn))
+            check_published(tables, self(conn), uploads)
         except ADQLError:
-            check_published(tables, self(conn, refresh=True))
+            check_published(tables, self(conn, refresh=True), uploads)
 
 
 def describe_failure(exc: BaseException) -> ServiceError:

@@ -27,7 +27,8 @@ DEFAULT_MAX_PART = 4 << 20  # bytes of one form field when the service's own lim
 class Params:
     """Request parameters by upper-cased name; the first value wins when one is repeated."""
 
-    def __init__(self, items: Iterable[tuple[str, str]] = ()):
+    def __init__(self, items: Iterable[tuple[str, str]] = (), files: dict[str, tuple[str, bytes]] | None = None):
+        self.files = files or {}  # uploaded parts by field name: (file name, content)
         self._values: dict[str, list[str]] = {}
         for key, value in items:
             self._values.setdefault(key.upper(), []).append(value)
@@ -50,13 +51,15 @@ class Params:
         return {k: values[0] for k, values in self._values.items()}
 
 
-async def read_params(request: Request) -> Params:
-    """The query-string parameters and, for POST, the form fields (uploads are refused).
+async def read_params(request: Request, *, files: bool = False) -> Params:
+    """The query-string parameters and, for POST, the form fields; with ``files``, also the uploaded
+    parts (TAP_UPLOAD's ``param:`` tables), refused otherwise.
 
     A form field may be as long as the whole request body may be (the service's
     ``max_body_bytes``); a NUL character in any name or value is refused.
     """
     items = list(request.query_params.multi_items())
+    parts: dict[str, tuple[str, bytes]] = {}
     if request.method == "POST":
         service = getattr(request.app.state, "service", None)
         limit = service.settings.max_body_bytes if service is not None else DEFAULT_MAX_PART
@@ -64,7 +67,11 @@ async def read_params(request: Request) -> Params:
             async with request.form(max_part_size=limit) as form:
                 for key, value in form.multi_items():
                     if isinstance(value, UploadFile):
-                        raise ParameterError("table uploads (UPLOAD) are not supported by this service")
+                        if not files:
+                            raise ParameterError("table uploads (UPLOAD) are accepted by synchronous queries "
+                                                 "(/tap/sync) only")
+                        parts[key] = (value.filename or key, await value.read())
+                        continue
                     items.append((key, value))
         except RequestTooLarge:
             raise
@@ -78,7 +85,7 @@ async def read_params(request: Request) -> Params:
     for key, value in items:
         if "\x00" in key or "\x00" in value:
             raise ParameterError(f"parameter {key.replace(chr(0), '?')!r} contains a NUL character")
-    return Params(items)
+    return Params(items, parts)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,10 @@
                                 rows are read: numbers at their size, text 4 bytes a character; default 100)
 ``XPDB_SERVE_ADQL_MAX_LENGTH``  longest ADQL query accepted (characters, default 1000000)
 ``XPDB_SERVE_PARSE_TIMEOUT``    longest time for translating one ADQL query (seconds, default 30)
+``XPDB_SERVE_UPLOAD_MAX_MB``   largest TAP_UPLOAD of one request, all tables together (MB, default 20)
+``XPDB_SERVE_UPLOAD_MAX_ROWS`` most rows of one uploaded table (default 1000000)
+``XPDB_SERVE_UPLOAD_URLS``    1 (default): UPLOAD may name an http(s) URL, fetched by the service (TAP 1.1's
+                                mandatory upload-http); 0: only tables sent in the request
 ``XPDB_SERVE_REQUIRE_TOKEN``    1: every request but the VOSI capabilities and availability needs a user
                                 token (``xpdb users add``); default 0: anonymous reading allowed
 """
@@ -34,6 +38,9 @@ _ENV = {
     "adql_max_length": "XPDB_SERVE_ADQL_MAX_LENGTH",
     "parse_timeout_s": "XPDB_SERVE_PARSE_TIMEOUT",
     "require_token": "XPDB_SERVE_REQUIRE_TOKEN",
+    "upload_max_mb": "XPDB_SERVE_UPLOAD_MAX_MB",
+    "upload_max_rows": "XPDB_SERVE_UPLOAD_MAX_ROWS",
+    "upload_urls": "XPDB_SERVE_UPLOAD_URLS",
 }
 
 
@@ -54,6 +61,9 @@ class ServiceSettings:
     parse_timeout_s: float = 30.0   # translating one ADQL query (worker processes, see parsing.py)
     parse_workers: int = 2          # worker processes for small queries (and one for large ones)
     require_token: bool = False     # anonymous requests refused (401) when True
+    upload_max_mb: float = 20.0     # TAP_UPLOAD: bytes of all the tables of one request
+    upload_max_rows: int = 1_000_000  # TAP_UPLOAD: rows of one table
+    upload_urls: bool = True        # TAP_UPLOAD: fetch tables named by http(s) URL (TAP 1.1 upload-http)
     pool_wait_s: float = 30.0       # longest wait for a free connection before answering 503
     wait_limit_s: float = 30.0      # longest UWS WAIT blocking
     maintenance_s: float = 30.0     # how often expired jobs are destroyed and orphans recovered
@@ -68,6 +78,8 @@ class ServiceSettings:
             raise ValueError("max_result_mb must be positive")
         if self.adql_max_length < 1 or self.parse_timeout_s <= 0 or self.parse_workers < 1:
             raise ValueError("adql_max_length, parse_timeout_s and parse_workers must be positive")
+        if self.upload_max_mb < 0 or self.upload_max_rows < 0:
+            raise ValueError("upload_max_mb and upload_max_rows must not be negative")
         if self.pool_size < 1 or self.async_workers < 1:
             raise ValueError("pool_size and async_workers must be at least 1")
 
@@ -79,6 +91,15 @@ class ServiceSettings:
     def max_body_bytes(self) -> int:
         """Largest request body: room for the longest query, URL-encoded, and the other parameters."""
         return 3 * self.adql_max_length + (64 << 10)
+
+    @property
+    def max_multipart_bytes(self) -> int:
+        """Largest multipart request body: that of :attr:`max_body_bytes` and the uploaded tables."""
+        return self.max_body_bytes + self.upload_max_bytes
+
+    @property
+    def upload_max_bytes(self) -> int:
+        return int(self.upload_max_mb * 1e6)
 
     def to_env(self) -> dict[str, str]:
         """The ``XPDB_SERVE_*`` variables that make :meth:`from_env` return these settings."""

@@ -24,9 +24,10 @@ _CAPS_NS = ('xmlns:vosi="http://www.ivoa.net/xml/VOSICapabilities/v1.0" '
             'xmlns:vr="http://www.ivoa.net/xml/VOResource/v1.0" '
             'xmlns:vs="http://www.ivoa.net/xml/VODataService/v1.1" '
             'xmlns:tr="http://www.ivoa.net/xml/TAPRegExt/v1.0"')
-# esatapplus: astroquery's TapPlus (the Gaia archive client) requires its flags attribute on columns
-_TABLES_NS = ('xmlns:esatapplus="http://esa.int/xml/EsaTapPlus" '
-              'xmlns:vosi="http://www.ivoa.net/xml/VOSITables/v1.0" '
+# esatapplus: astroquery's TapPlus (the Gaia archive client) requires its flags attribute on columns,
+# which the VODataService schema does not allow: it is written for TapPlus only (see wants_tapplus_flags)
+_TAPPLUS_NS = 'xmlns:esatapplus="http://esa.int/xml/EsaTapPlus" '
+_TABLES_NS = ('xmlns:vosi="http://www.ivoa.net/xml/VOSITables/v1.0" '
               'xmlns:vs="http://www.ivoa.net/xml/VODataService/v1.1" '
               'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"')
 _GEOMETRY = ("POINT", "CIRCLE", "POLYGON", "BOX", "CONTAINS", "INTERSECTS", "DISTANCE", "COORD1", "COORD2")
@@ -81,12 +82,18 @@ def tap_capability(base: str, settings) -> str:
     for mime, alias, ivo_id in _OUTPUTS:
         attr = f" ivo-id={quoteattr(ivo_id)}" if ivo_id else ""
         lines.append(f"    <outputFormat{attr}><mime>{escape(mime)}</mime><alias>{alias}</alias></outputFormat>")
+    lines += ['    <uploadMethod ivo-id="ivo://ivoa.net/std/TAPRegExt#upload-inline"/>']
+    if settings.upload_urls:
+        lines += ['    <uploadMethod ivo-id="ivo://ivoa.net/std/TAPRegExt#upload-http"/>',
+                  '    <uploadMethod ivo-id="ivo://ivoa.net/std/TAPRegExt#upload-https"/>']
     lines += [f"    <retentionPeriod><default>{settings.retention_s}</default>"
               f"<hard>{settings.retention_s}</hard></retentionPeriod>",
               f"    <executionDuration><default>{settings.async_duration_s}</default>"
               f"<hard>{settings.async_duration_limit_s}</hard></executionDuration>",
               f'    <outputLimit><default unit="row">{settings.maxrec}</default>'
               f'<hard unit="row">{settings.maxrec_limit}</hard></outputLimit>',
+              f'    <uploadLimit><default unit="byte">{settings.upload_max_bytes}</default>'
+              f'<hard unit="byte">{settings.upload_max_bytes}</hard></uploadLimit>',
               "  </capability>"]
     return "\n".join(lines)
 
@@ -179,7 +186,15 @@ def read_tableset(service, *, table: str | None = None, columns: bool = True) ->
     return {"schemas": schemas, "tables": tables, "columns": cols, "keys": keys}
 
 
-def _table_xml(row, columns: list, keys: list, indent: str, tag: str = "table") -> list[str]:
+def wants_tapplus_flags(request: Request) -> bool:
+    """Whether the client is astroquery's TapPlus, which reads ``esatapplus:flags`` on every column (and fails
+    without it): its User-Agent, or the parameters only TapPlus sends (``tables=``, ``only_tables=``)."""
+    agent = request.headers.get("user-agent", "")
+    query = {k.lower() for k in request.query_params}
+    return agent.startswith("astroquery/") or bool(query & {"tables", "only_tables", "share_accessible"})
+
+
+def _table_xml(row, columns: list, keys: list, indent: str, tag: str = "table", tapplus: bool = False) -> list[str]:
     schema, name, kind, description = row
     kind = "view" if kind == "view" else "base_table"
     out = [f'{indent}<{tag} type="{kind}">', _text("name", name, indent + "  ")]
@@ -187,7 +202,8 @@ def _table_xml(row, columns: list, keys: list, indent: str, tag: str = "table") 
         out.append(_text("description", description, indent + "  "))
     for _, column, datatype, arraysize, cdesc, unit, ucd, indexed, principal in columns:
         size = f" arraysize={quoteattr(arraysize)}" if arraysize else ""
-        out += [f'{indent}  <column esatapplus:flags="{_tapplus_flags(column, indexed)}">',
+        flags = f' esatapplus:flags="{_tapplus_flags(column, indexed)}"' if tapplus else ""
+        out += [f'{indent}  <column{flags}>',
                 _text("name", column, indent + "    ")]
         out += [x for x in (_text("description", cdesc, indent + "    "), _text("unit", unit, indent + "    "),
                             _text("ucd", ucd, indent + "    ")) if x]
@@ -216,15 +232,17 @@ def _tapplus_flags(column: str, indexed: int) -> int:
     return {"ra": 1, "dec": 2}.get(column, 0) + (16 if column == "source_id" else 0) + (32 if indexed else 0)
 
 
-def tableset_xml(data: dict) -> str:
-    lines = ['<?xml version="1.0" encoding="UTF-8"?>', f"<vosi:tableset {_TABLES_NS}>"]
+def tableset_xml(data: dict, tapplus: bool = False) -> str:
+    """The VOSI tableset document (``tapplus``: with TapPlus's column flags)."""
+    namespaces = (_TAPPLUS_NS if tapplus else "") + _TABLES_NS
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>', f"<vosi:tableset {namespaces}>"]
     for schema, description in data["schemas"]:
         lines += ["  <schema>", _text("name", schema, "    ")]
         if description:
             lines.append(_text("description", description, "    "))
         for row in (t for t in data["tables"] if t[0] == schema):
             lines += _table_xml(row, [c for c in data["columns"] if c[0] == row[1]],
-                                [k for k in data["keys"] if k[0] == row[1]], "    ")
+                                [k for k in data["keys"] if k[0] == row[1]], "    ", tapplus=tapplus)
         lines.append("  </schema>")
     lines.append("</vosi:tableset>")
     return "\n".join(lines) + "\n"
@@ -258,7 +276,7 @@ async def tables(request: Request) -> Response:
         return _error(failure.message, failure.status)
     if wanted is not None and not data["tables"]:
         return _error(f"no table {wanted!r}; /tap/tables lists them", 404)
-    return Response(tableset_xml(data), media_type=XML)
+    return Response(tableset_xml(data, wants_tapplus_flags(request)), media_type=XML)
 
 
 async def table(request: Request) -> Response:
@@ -276,6 +294,8 @@ async def table(request: Request) -> Response:
         return _error(f"no table {name!r}; /tap/tables lists them", 404)
     row = data["tables"][0]
     lines = ['<?xml version="1.0" encoding="UTF-8"?>']
-    lines += _table_xml(row, data["columns"], data["keys"], "", tag="vosi:table")
-    lines[1] = lines[1].replace("<vosi:table ", f"<vosi:table {_TABLES_NS} ", 1)
+    tapplus = wants_tapplus_flags(request)
+    lines += _table_xml(row, data["columns"], data["keys"], "", tag="vosi:table", tapplus=tapplus)
+    namespaces = (_TAPPLUS_NS if tapplus else "") + _TABLES_NS
+    lines[1] = lines[1].replace("<vosi:table ", f"<vosi:table {namespaces} ", 1)
     return Response("\n".join(lines) + "\n", media_type=XML)

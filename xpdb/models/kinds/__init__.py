@@ -8,7 +8,12 @@ module too. Adding a kind is one new module here (registered in ``KINDS``) and a
 migration for its output table.
 
 Kinds: ``uacsnet`` (the paper's network), ``ridge`` and ``xgboost`` (baselines on the same
-inputs); all three write [Fe/H] and its error to ``xpdb.prediction``.
+inputs); all three write [Fe/H] and its error to ``xpdb.prediction``. ``svae`` (the scatter
+VAE) and ``xp_pca`` (its PCA baseline) write latents, fit statistics and anomaly scores to
+``xpdb.svae_output``. ``transformer`` (the
+foundation model of Leung & Bovy) and ``label_xgboost`` (its tree baseline) write Teff,
+logg, [M/H] and [alpha/M] with errors to ``xpdb.label_prediction``; a kind that trains
+its own way (not on the 60-pixel features) defines ``train_from_database``.
 """
 
 from __future__ import annotations
@@ -58,6 +63,10 @@ KINDS: dict[str, str] = {  # kind -> module defining ``KIND``
     "uacsnet": "xpdb.models.kinds.uacsnet",
     "ridge": "xpdb.models.kinds.baselines",
     "xgboost": "xpdb.models.kinds.baselines",
+    "svae": "xpdb.models.kinds.svae",
+    "xp_pca": "xpdb.models.kinds.svae",
+    "transformer": "xpdb.models.kinds.transformer",
+    "label_xgboost": "xpdb.models.kinds.transformer",
 }
 
 

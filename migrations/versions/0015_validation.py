@@ -1,7 +1,7 @@
 """Validation as the paper does it: per-catalogue validation selections, cluster samples and published values.
 
-Revision ID: 0010_validation
-Revises: 0009_security
+Revision ID: 0015_validation
+Revises: 0014_adql_radius
 Create Date: 2026-11-28
 
 ``reference_catalog.validation_selection`` says which stars of a catalogue the validation uses
@@ -21,8 +21,8 @@ from alembic import op
 
 from xpdb.db.migrate import frozen_sql
 
-revision = "0010_validation"
-down_revision = "0009_security"
+revision = "0015_validation"
+down_revision = "0014_adql_radius"
 branch_labels = None
 depends_on = None
 

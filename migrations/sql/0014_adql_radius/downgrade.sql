@@ -1,0 +1,1 @@
+DROP FUNCTION IF EXISTS xpdb.adql_radius(double precision, text);
