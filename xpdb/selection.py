@@ -48,6 +48,7 @@ class Selection:
     description: str
     label_condition: str | None = None  # on reference_label (alias l) of the catalogue in use
     view: bool = True  # a view of this name exists in the database
+    short: str = ""  # the cuts in a few words (validation_summary.cuts)
 
     def where(self, alias: str = "") -> str:
         prefix = f"{alias}." if alias else ""
@@ -58,17 +59,20 @@ class Selection:
 SELECTIONS: dict[str, Selection] = {s.name: s for s in (
     Selection("giant_sample", ("excess_factor", "colour_domain", "giant_branch", "off_plane", "high_latitude",
                                "low_extinction", "not_too_bright"),
-              "the six cuts of section 2.3 (the paper's training and test sets)"),
+              "the six cuts of section 2.3 (the paper's training and test sets)",
+              short="cuts 1-6 of section 2.3"),
     Selection("final_sample", ("excess_factor", "colour_domain", "giant_branch", "off_plane"),
-              "the first three cuts: the paper's catalogue selection (section 4.3)"),
-    Selection("model_domain", ("colour_domain",), "the model's colour domain 0.7 < (BP-RP)0 < 1.9"),
+              "the first three cuts: the paper's catalogue selection (section 4.3)",
+              short="cuts 1-3 of section 2.3"),
+    Selection("model_domain", ("colour_domain",), "the model's colour domain 0.7 < (BP-RP)0 < 1.9",
+              short="0.7 < (BP-RP)0 < 1.9"),
     Selection("survey_validation", ("excess_factor", "colour_domain", "giant_branch", "off_plane",
                                     "survey_extinction"),
               "the first three cuts and E(B-V) < 0.5: how the paper compares with LAMOST, SDSS and other "
-              "surveys (section 4.2.2)", view=False),
+              "surveys (section 4.2.2)", view=False, short="cuts 1-3 of section 2.3 and E(B-V) < 0.5"),
     Selection("spectroscopic_giants", ("colour_domain",),
               "real giants without parallaxes: 0.7 < (BP-RP)0 < 1.9 and the catalogue's logg < 3.6",
-              label_condition="l.logg < 3.6", view=False),
+              label_condition="l.logg < 3.6", view=False, short="0.7 < (BP-RP)0 < 1.9 and logg_ref < 3.6"),
 )}
 
 _COLUMNS = ("phot_bp_rp_excess_factor", "bp_rp0", "m_g", "z_kpc", "ebv", "g0", "b")

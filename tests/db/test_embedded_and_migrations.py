@@ -147,3 +147,40 @@ def test_selection_views_equal_the_python_definitions(conn, name):
     stored, fresh = conn.execute("SELECT pg_get_viewdef(%s::regclass), pg_get_viewdef(%s::regclass)",
                                  (f"xpdb.{name}", f"pg_temp.check_{name}")).fetchone()
     assert stored == fresh
+
+
+@pytest.mark.parametrize("name", ["xm_validation", "xm_cluster_sample"])
+def test_validation_views_equal_the_python_definitions(conn, name):
+    """The validation scopes and cluster samples are rendered from xpdb.validation: the frozen views must agree."""
+    from xpdb import validation
+
+    sql = validation.rendered()[name]
+    conn.execute(sql.replace(f"VIEW xpdb.{name}", f"VIEW pg_temp.check_{name}"))
+    stored, fresh = conn.execute("SELECT pg_get_viewdef(%s::regclass), pg_get_viewdef(%s::regclass)",
+                                 (f"xpdb.{name}", f"pg_temp.check_{name}")).fetchone()
+    assert stored == fresh
+
+
+@pytest.mark.parametrize("name", ["default_validation_selection", "cluster_key", "default_bp_rp0_min"])
+def test_validation_functions_equal_the_python_definitions(conn, name):
+    """Catalogue defaults, cluster names and colour cuts: the frozen SQL functions say what xpdb.validation says."""
+    from xpdb import validation
+
+    body = validation.rendered()[name].split("$$")[1]
+    stored = conn.execute("SELECT prosrc FROM pg_proc WHERE proname = %s AND pronamespace = 'xpdb'::regnamespace",
+                          (name,)).fetchone()[0]
+    assert stored == body
+
+
+def test_validation_defaults_by_name_match_python(conn):
+    from xpdb import validation
+
+    for catalog in ("SAGA", "PASTEL", "saga-dr4", "APOGEE", "LAMOST", "SDSS", "Huang 2025", "Viswanathan"):
+        sql = conn.execute("SELECT xpdb.default_validation_selection(%s)", (catalog,)).fetchone()[0]
+        assert sql == validation.default_validation_selection(catalog), catalog
+    for name in ("M5", "M 67", "Messier 13", "NGC 5904", "ngc6791", "Melotte 22", "M45", "M1", "Berkeley 17"):
+        assert conn.execute("SELECT xpdb.cluster_key(%s)", (name,)).fetchone()[0] == validation.cluster_key(name), name
+    assert validation.cluster_key("M5") == validation.cluster_key("NGC 5904") == "ngc5904"
+    assert validation.cluster_key("M67") == "ngc2682"
+    assert conn.execute("SELECT xpdb.default_bp_rp0_min('NGC 6791'), xpdb.default_bp_rp0_min('NGC2682')"
+                        ).fetchone() == (pytest.approx(1.05), None)

@@ -101,6 +101,9 @@ def test_library_slice_from_ingest_to_compared_models(db_url, library_slice, tmp
     net = db.train("uacsnet", name="real", epochs=40, patience=40, members=2, calibrate_errors=True, **common)
     ridge = db.train("ridge", **common)
     trees = db.train("xgboost", n_estimators=60, **common)
+    # the baselines store notes beside their configuration, and are still found again on the same stars
+    assert db.train("ridge", reuse_existing=True, **common).model_id == ridge.model_id
+    assert db.train("xgboost", n_estimators=60, reuse_existing=True, **common).model_id == trees.model_id
     with psycopg.connect(db_url) as conn:
         n_test = conn.execute("""
             SELECT count(*) FROM xpdb.source_photometry p JOIN xpdb.reference_label l

@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from tests.conftest import real_path
 from xpdb.cli.main import app
 from xpdb.ingest.runs import ingest_file
-from xpdb.models.evaluate import gaussian_fit
 from xpdb.errors import QueryError
+from xpdb.models.evaluate import clipped_gaussian_fit, gaussian_fit
 from xpdb.query.cone import cone, parse_position, parse_radius
 from xpdb.query.export import export_catalog
 
@@ -62,7 +62,7 @@ def few_sources(db_url, conn, tmp_path):
     n = 200
     lines = ["source_id,ra,dec,phot_g_mean_mag,bp_rp,ebv,phot_bp_rp_excess_factor,r_med_geo"]
     for i in range(n):
-        lines.append(f"{1000 + i},{rng.uniform(100, 101)},{rng.uniform(10, 11)},{rng.uniform(9, 16):.3f},"
+        lines.append(f"{1000 + i},{rng.uniform(200, 201)},{rng.uniform(40, 41)},{rng.uniform(9, 16):.3f},"
                      f"{rng.uniform(0.9, 1.6):.3f},{rng.uniform(0.01, 0.1):.3f},1.25,{rng.uniform(1000, 5000):.1f}")
     (tmp_path / "s.csv").write_text("\n".join(lines) + "\n")
     ingest_file(db_url, "sources", tmp_path / "s.csv")
@@ -124,10 +124,18 @@ def _hand_made_predictions(conn, n_sources: int):
     conn.execute("UPDATE xpdb.prediction SET feh = v.f FROM (SELECT unnest(%s::bigint[]) AS s, "
                  "unnest(%s::real[]) AS f) AS v WHERE source_id = v.s", (ids[:41], cluster_feh.tolist()))
     with conn.cursor().copy("COPY xpdb.cluster_member (cluster, source_id, membership_probability) FROM STDIN") as cp:
-        for sid in ids[:41]:
-            cp.write_row(("TOY", sid, 0.9))
+        for i, sid in enumerate(ids[:41]):
+            cp.write_row(("TOY", sid, 0.3 if i == 5 else 0.9))  # one improbable member: kept but not counted
     conn.execute("SELECT xpdb.refresh_xm_views()")
     return mid, ids, cluster_feh
+
+
+def _in_selection(conn, ids, name: str) -> set[int]:
+    """The ids that pass a selection of xpdb.selection, evaluated here on source_photometry (not by the views)."""
+    from xpdb import selection
+
+    return {r[0] for r in conn.execute(f"SELECT source_id FROM xpdb.source_photometry WHERE source_id = ANY(%s) "
+                                       f"AND {selection.get(name).where()}", (list(ids),))}
 
 
 def test_views_return_the_right_numbers(few_sources, conn):
@@ -137,30 +145,46 @@ def test_views_return_the_right_numbers(few_sources, conn):
     assert conn.execute("SELECT count(*) FROM xpdb.catalog").fetchone()[0] == len(ids)
     views = {r[0] for r in conn.execute("SELECT viewname FROM pg_views WHERE schemaname = 'xpdb'")}
     assert {"xm_hand_a", "xm_hand_b"} <= views  # made by the function, no hand-written SQL
-    rows = conn.execute("SELECT delta_feh, feh, feh_ref FROM xpdb.xm_hand_a").fetchall()
-    assert len(rows) == 150 and all(abs(d - (f - r)) < 1e-6 for d, f, r in rows)
-    deltas = np.array([r[0] for r in rows])
-    n, bias, sigma, method = conn.execute(
-        "SELECT n, bias, sigma, method FROM xpdb.validation_summary WHERE catalog = 'HAND-A' AND scope = 'all' "
-        "AND subset = 'all'").fetchone()
-    expected = gaussian_fit(deltas)
-    assert n == 150 and method == expected["method"] == "gaussian fit"
-    assert bias == pytest.approx(expected["bias"], abs=1e-6) and sigma == pytest.approx(expected["sigma"], abs=1e-6)
-    assert bias == pytest.approx(0.05, abs=0.06) and sigma == pytest.approx(0.2, abs=0.06)
+    rows = conn.execute("SELECT source_id, delta_feh, feh, feh_ref, phot_g_mean_mag FROM xpdb.xm_hand_a").fetchall()
+    assert len(rows) == 150 and all(abs(d - (f - r)) < 1e-6 for _, d, f, r, _ in rows)
+    # HAND-A is a survey by name: the first three cuts and E(B-V) < 0.5, evaluated on the live photometry
+    scope = _in_selection(conn, [r[0] for r in rows], "survey_validation")
+    assert 50 < len(scope) < 150
+    for where, scope_name in (("true", "all"), ("g < 15", "g<15")):
+        deltas = np.array([d for s, d, _, _, g in sorted(rows) if s in scope and (scope_name == "all" or g < 15)])
+        n, bias, sigma, method, selection, cuts = conn.execute(
+            "SELECT n, bias, sigma, method, selection, cuts FROM xpdb.validation_summary WHERE catalog = 'HAND-A' "
+            "AND scope = %s AND subset = 'all'", (scope_name,)).fetchone()
+        expected = gaussian_fit(deltas)
+        assert n == len(deltas) and method == expected["method"]
+        assert bias == pytest.approx(expected["bias"], abs=1e-6) and sigma == pytest.approx(expected["sigma"], abs=1e-6)
+        assert (selection, cuts) == ("survey_validation", "cuts 1-3 of section 2.3 and E(B-V) < 0.5")
+    assert bias == pytest.approx(0.05, abs=0.08) and sigma == pytest.approx(0.2, abs=0.08)
+    # one row set per catalogue, each with its catalogue's cuts; a catalogue re-scoped to the six cuts
+    conn.execute("UPDATE xpdb.reference_catalog SET validation_selection = 'giant_sample' WHERE name = 'HAND-A'")
+    six = _in_selection(conn, [r[0] for r in rows], "giant_sample")
+    n, selection = conn.execute("SELECT n, selection FROM xpdb.validation_summary WHERE catalog = 'HAND-A' "
+                                "AND scope = 'all' AND subset = 'all'").fetchone()
+    assert (n, selection) == (len(six), "giant_sample") and six <= scope
+    sets = conn.execute("SELECT catalog, count(DISTINCT selection), count(DISTINCT scope) FROM xpdb.validation_summary "
+                        "GROUP BY catalog ORDER BY catalog").fetchall()
+    assert [s[1] for s in sets] == [1, 1]
     small = conn.execute("SELECT n, method FROM xpdb.validation_summary WHERE catalog = 'Hand B' "
                          "AND scope = 'all' AND subset = 'all'").fetchone()
-    assert small == (10, "robust")  # too few for a fit
-    n, clipped, mean, sigma, ref = conn.execute(
-        "SELECT n, n_clipped, feh_mean, feh_sigma, feh_ref FROM xpdb.cluster_summary WHERE cluster = 'TOY'").fetchone()
-    kept = cluster_feh.astype(np.float32).astype(float)
-    while True:  # 3-sigma clipping by hand
-        m, s = kept.mean(), kept.std()
-        new = kept[np.abs(kept - m) <= 3 * s]
-        if len(new) == len(kept):
-            break
-        kept = new
-    assert (n, clipped) == (40, 1) and ref == -1.0
-    assert mean == pytest.approx(kept.mean(), abs=1e-9) and sigma == pytest.approx(kept.std(), abs=1e-9)
+    hand_b = _in_selection(conn, ids[150:160], "survey_validation")
+    assert small == (len(hand_b), "robust")  # too few for a fit
+    # the cluster: members that pass the first three cuts and the probability cut, a clipped Gaussian fit
+    n_members, n_selected, n, clipped, mean, sigma, method, ref, paper = conn.execute(
+        "SELECT n_members, n_selected, n, n_clipped, feh_mean, feh_sigma, method, feh_ref, feh_paper "
+        "FROM xpdb.cluster_summary WHERE cluster = 'TOY'").fetchone()
+    sample = _in_selection(conn, ids[:41], "final_sample") - {ids[5]}
+    values = [float(np.float32(f)) for sid, f in zip(ids[:41], cluster_feh) if sid in sample]
+    expected = clipped_gaussian_fit(values)
+    assert n_members == 41 and n_selected == len(values) and ref == -1.0 and paper is None
+    assert (n, clipped, method) == (expected["n"], expected["n_clipped"], expected["method"])
+    assert mean == pytest.approx(expected["mean"], abs=1e-9) and sigma == pytest.approx(expected["sigma"], abs=1e-9)
+    if ids[40] in sample:  # the far outlier is clipped
+        assert clipped >= 1
 
 
 def test_sql_gaussian_fit_equals_python(conn):
@@ -171,6 +195,29 @@ def test_sql_gaussian_fit_equals_python(conn):
         py = gaussian_fit(data)
         assert sql[0] == py["n"] and sql[3] == py["method"]
         assert sql[1] == pytest.approx(py["bias"], abs=1e-6) and sql[2] == pytest.approx(py["sigma"], abs=1e-6)
+
+
+def test_sql_clipped_gaussian_fit_equals_python(conn):
+    """Figure 9's statistic: the SQL function of cluster_summary and xpdb.models.evaluate agree on the same data."""
+    rng = np.random.default_rng(7)
+    cases = [rng.normal(-1.2, 0.15, 30),                                            # few: maximum likelihood
+             np.r_[rng.normal(-1.2, 0.15, 30), [0.5, 0.8, -3.5]],                    # few, with field stars
+             np.r_[rng.normal(0.3, 0.1, 200), rng.normal(-0.8, 0.5, 25)],           # many, with contamination
+             np.r_[rng.normal(-2.0, 0.2, 80), [np.nan, np.inf]],                     # non-finite values ignored
+             rng.standard_t(2, 400) * 0.1, np.array([0.1]), np.array([0.2, 0.2, 0.2]), np.array([])]
+    for data in cases:
+        data = data.astype(np.float32).astype(float)
+        sql = conn.execute("SELECT (f).n, (f).n_clipped, (f).mean, (f).sigma, (f).method FROM "
+                           "(SELECT xpdb.clipped_gaussian_fit(%s::double precision[]) AS f) x",
+                           ([None if not np.isfinite(v) and np.isnan(v) else float(v) for v in data],)).fetchone()
+        py = clipped_gaussian_fit(data)
+        assert (sql[0], sql[1], sql[4]) == (py["n"], py["n_clipped"], py["method"]), data[:5]
+        if py["mean"] is None:
+            assert sql[2] is None
+        else:
+            # equal to the fits' convergence (scipy's curve_fit stops at a relative cost change of 1.5e-8)
+            assert sql[2] == pytest.approx(py["mean"], abs=1e-5) and sql[3] == pytest.approx(py["sigma"], abs=1e-5)
+    assert clipped_gaussian_fit(cases[1])["n_clipped"] >= 2 and clipped_gaussian_fit(cases[2])["method"] == "gaussian fit"
 
 
 @pytest.mark.parametrize("fmt", ["fits", "parquet", "csv", "votable"])

@@ -73,6 +73,13 @@ def test_the_reader_keeps_what_queries_need(reader):
                          "(SELECT count(*) FROM tap_schema.columns) > 0").fetchone()
     assert row[:4] == (True, True, True, "integer") and row[-1] is True
     reader.execute("SELECT pg_sleep(0)")
+    # the validation relations of migration 0015_validation are public, and so in TAP_SCHEMA
+    validation = ("xpdb.xm_validation", "xpdb.validation_summary", "xpdb.xm_cluster_sample", "xpdb.cluster_summary",
+                  "xpdb.cluster_value")
+    for name in validation:
+        reader.execute(f"SELECT count(*) FROM {name}")
+    published = {r[0] for r in reader.execute("SELECT table_name FROM tap_schema.tables")}
+    assert set(validation) <= published
 
 
 def test_role_defaults_and_check(db_url, conn, reader):

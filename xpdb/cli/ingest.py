@@ -125,11 +125,15 @@ def ingest_labels(
     map_: list[str] = typer.Option(None, "--map", help="schema_column=file_column, e.g. feh=FE_H."),
     radius: float = typer.Option(1.0, "--radius", help="Position match radius [arcsec] when there is no source_id."),
     description: str = typer.Option(None, "--description", help="Free text stored in the catalogue registry."),
+    validation_selection: str = typer.Option(
+        None, "--validation-selection", help="Stars the validation uses: giant_sample (the six cuts; default for "
+        "SAGA and PASTEL), survey_validation (the first three cuts and E(B-V) < 0.5; default for other catalogues), "
+        "spectroscopic_giants (default for APOGEE), final_sample. A loaded catalogue keeps its choice unless given."),
     replace: bool = REPLACE, allow_rejects: bool = ALLOW, fmt: str = FORMAT,
 ) -> None:
     """Load reference labels ([Fe/H], Teff, logg, [alpha/M]) matched by source_id or by q3c position."""
     _load_files("labels", [file], allow_rejects, catalog=catalog, mapping=parse_mapping(map_), radius_arcsec=radius,
-                description=description, replace=replace, format=fmt)
+                description=description, replace=replace, format=fmt, validation_selection=validation_selection)
 
 
 @app.command("members")
@@ -140,13 +144,34 @@ def ingest_members(
     radius: float = typer.Option(1.0, "--radius", help="Position match radius [arcsec] when there is no source_id."),
     feh_ref: float = typer.Option(None, "--feh-ref", help="Reference [Fe/H] of the cluster (for cluster_summary)."),
     feh_ref_err: float = typer.Option(None, "--feh-ref-err", help="Its uncertainty [dex]."),
-    min_probability: float = typer.Option(None, "--min-probability", help="Keep members at least this probable."),
+    min_probability: float = typer.Option(None, "--min-probability", help="Load only members at least this probable."),
+    selection: str = typer.Option(None, "--selection", help="Cuts the members must pass to count in cluster_summary: "
+                                  "final_sample (the first three cuts, default), giant_sample, survey_validation, "
+                                  "model_domain."),
+    bp_rp0_min: float = typer.Option(None, "--bp-rp0-min", help="Members count only if (BP-RP)0 is above this "
+                                     "(default 1.05 for NGC 6791, none otherwise)."),
+    min_membership: float = typer.Option(None, "--min-membership", help="Members count only if at least this "
+                                         "probable (default 0.5; all are stored)."),
     replace: bool = REPLACE, allow_rejects: bool = ALLOW, fmt: str = FORMAT,
 ) -> None:
     """Load star-cluster members matched by source_id or by q3c position."""
     _load_files("members", [file], allow_rejects, cluster=cluster, mapping=parse_mapping(map_), radius_arcsec=radius,
                 feh_ref=feh_ref, feh_ref_err=feh_ref_err, min_probability=min_probability, replace=replace,
-                format=fmt)
+                format=fmt, selection=selection, bp_rp0_min=bp_rp0_min, min_membership_probability=min_membership)
+
+
+@app.command("cluster-values")
+def ingest_cluster_values(
+    file: Path = typer.Argument(..., help="A table of published cluster values, e.g. cluster_paper.csv."),
+    value_column: str = typer.Option("feh_c", "--value-column", help="The column used as the published [Fe/H] "
+                                     "(cluster_summary.feh_paper); cluster_paper.csv: feh_c, its only [Fe/H]."),
+    error_column: str = typer.Option(None, "--error-column", help="Its error (default e_<value-column> if present)."),
+    source: str = typer.Option(None, "--source", help="A name for these values (default: the file name)."),
+    replace: bool = REPLACE, allow_rejects: bool = ALLOW, fmt: str = FORMAT,
+) -> None:
+    """Load published mean [Fe/H] of clusters, shown beside the project's as cluster_summary.feh_paper."""
+    _load_files("cluster_values", [file], allow_rejects, value_column=value_column, error_column=error_column,
+                source=source, replace=replace, format=fmt)
 
 
 @app.command("apogee-library")

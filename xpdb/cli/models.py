@@ -296,12 +296,56 @@ def list_models() -> None:
 
 @models_app.command("compare")
 def compare(refs: list[str] = typer.Argument(None, help="Models to compare (default: every model with test metrics)."),
-            all_g: bool = typer.Option(False, "--all-g", help="Scores over all G instead of G < 15.")) -> None:
+            all_g: bool = typer.Option(False, "--all-g", help="Scores over all G instead of G < 15."),
+            truth: Path = typer.Option(None, "--truth", help="A synthetic sky's truth file (xpdb synth): also score "
+                                       "the models' test stars against the true [Fe/H].")) -> None:
     """Models side by side on their test stars: bias and sigma overall, for [Fe/H] <= -1.5 and VMP."""
-    table = session().compare(refs or None, scope="all_g" if all_g else "g_lt_15")
+    db = session()
+    table = db.compare(refs or None, scope="all_g" if all_g else "g_lt_15")
     print_table(table, "test-set comparison (Delta[Fe/H] = model - reference, Gaussian fit)")
     if len(table) and not all(table["same_stars"]):
         console.print("[yellow]not every model was tested on the same stars (same_stars = False)[/]")
+    if truth is not None:
+        _truth_scores(db, list(table["model"]) if len(table) else [], truth, "all" if all_g else "g<15")
+
+
+def _truth_scores(db, refs: list[str], truth: Path, scope: str) -> None:
+    """The same test stars scored against the noisy labels and against the synthetic sky's truth."""
+    from xpdb.models import registry
+    from xpdb.synth.score import ERROR_RATIO_LIMIT, MIN_BIN, headline, score_models
+
+    if not truth.exists():
+        fail(f"no truth file {truth}")
+    groups: dict[tuple, list[str]] = {}
+    with db._connect() as conn:
+        for ref in refs:
+            r = registry.find(conn, ref)
+            sel = (r.metrics or {}).get("selection") or "giant_sample"
+            if r.training_catalog and r.test_catalog and r.test_catalog != r.training_catalog:
+                groups.setdefault((r.training_catalog, r.test_catalog, sel), []).append(ref)
+    rows = []
+    for (train, test, sel), names in groups.items():
+        scores = score_models(db.url, truth, names, labels=train, test_labels=test, selection=sel)
+        for ref, sc in scores.items():
+            for against in ("labels", "truth"):
+                h = headline(sc, against, scope)
+                ratios = [r for *_, r in h["error_ratios"]]
+                rows.append((ref, test, against, h["n"], _fmt(h["bias"]), _fmt(h["sigma"]), h["n_vmp"],
+                             _fmt(h["vmp_error"]), _fmt(h["sigma_vmp"]), _fmt(min(ratios), 2) if ratios else "-",
+                             _fmt(max(ratios), 2) if ratios else "-"))
+    if not rows:
+        console.print("[yellow]no model was trained on one catalogue and tested on another; nothing to score[/]")
+        return
+    t = Table(title=f"against labels and truth ({'all G' if scope == 'all' else 'G < 15'}; VMP error = mean over the "
+                    "[Fe/H] bins -3..-2 and < -3 of sqrt(bias^2 + sigma^2); sigma VMP = one Gaussian over all VMP "
+                    f"stars; error ratio = median FEH_err / residual sigma in G bins of {MIN_BIN}+ stars, within "
+                    f"x{ERROR_RATIO_LIMIT:g} expected)")
+    for col in ("model", "test", "against", "N", "bias", "sigma", "N VMP", "VMP error", "sigma VMP", "ratio min",
+                "ratio max"):
+        t.add_column(col, justify="left" if col in ("model", "test", "against") else "right")
+    for r in rows:
+        t.add_row(*[str(v) for v in r])
+    out.print(t)
 
 
 @models_app.command("show")

@@ -17,6 +17,7 @@ import numpy as np
 import psycopg
 import pyarrow as pa
 
+from xpdb.errors import ConfigurationError
 from xpdb.ingest.readers import IngestFileError, TableReader, check_integer_key, check_regular_file
 from xpdb.ingest import runlog
 from xpdb.ingest.columns import resolve
@@ -301,19 +302,48 @@ def refresh_views(conn: psycopg.Connection) -> None:
 
 def ingest_labels(url: str, path: Path | str, *, catalog: str, mapping: dict[str, str] | None = None,
                   radius_arcsec: float = 1.0, description: str | None = None, replace: bool = False,
-                  fmt: str | None = None, progress: ProgressCallback | None = None) -> IngestReport:
-    """Load a reference-label catalogue (PASTEL, SAGA, LAMOST, SDSS, ...) into ``reference_label``."""
+                  fmt: str | None = None, validation_selection: str | None = None,
+                  progress: ProgressCallback | None = None) -> IngestReport:
+    """Load a reference-label catalogue (PASTEL, SAGA, LAMOST, SDSS, ...) into ``reference_label``.
+
+    ``validation_selection`` says which of its stars the validation uses (``xpdb.validation``);
+    a new catalogue gets the paper's choice by its name (SAGA, PASTEL: the six cuts; APOGEE:
+    spectroscopic giants; any other: the first three cuts and E(B-V) < 0.5), a known one keeps
+    what it had unless this is given.
+    """
+    from xpdb.validation import VALIDATION_SELECTIONS
+
     registry = {"match_radius_arcsec": float(radius_arcsec)}
     if description:
         registry["description"] = description
+    if validation_selection is not None:
+        if validation_selection not in VALIDATION_SELECTIONS:
+            raise ConfigurationError(f"unknown validation selection {validation_selection!r}; one of "
+                             f"{', '.join(VALIDATION_SELECTIONS)}")
+        registry["validation_selection"] = validation_selection
     return _load(url, LABELS, Path(path), catalog, mapping or {}, radius_arcsec, replace, fmt, registry, None, progress)
 
 
 def ingest_members(url: str, path: Path | str, *, cluster: str, mapping: dict[str, str] | None = None,
                    radius_arcsec: float = 1.0, feh_ref: float | None = None, feh_ref_err: float | None = None,
                    min_probability: float | None = None, replace: bool = False, fmt: str | None = None,
+                   selection: str | None = None, bp_rp0_min: float | None = None,
+                   min_membership_probability: float | None = None,
                    progress: ProgressCallback | None = None) -> IngestReport:
-    """Load the members of one star cluster into ``cluster_member``."""
-    registry = {k: v for k, v in (("feh_ref", feh_ref), ("feh_ref_err", feh_ref_err)) if v is not None}
+    """Load the members of one star cluster into ``cluster_member``.
+
+    ``min_probability`` drops less probable members at load time. The cluster's sample cuts
+    (``xpdb.validation``), which keep every member stored but decide which count in
+    ``cluster_summary``: ``selection`` (default ``final_sample``, the first three cuts),
+    ``bp_rp0_min`` (default: 1.05 for NGC 6791, none otherwise) and
+    ``min_membership_probability`` (default 0.5); given values replace stored ones.
+    """
+    from xpdb.validation import CLUSTER_SELECTIONS
+
+    if selection is not None and selection not in CLUSTER_SELECTIONS:
+        raise ConfigurationError(f"unknown cluster selection {selection!r}; one of {', '.join(CLUSTER_SELECTIONS)}")
+    registry = {k: v for k, v in (("feh_ref", feh_ref), ("feh_ref_err", feh_ref_err), ("selection", selection),
+                                  ("bp_rp0_min", bp_rp0_min),
+                                  ("min_membership_probability", min_membership_probability)) if v is not None}
     return _load(url, MEMBERS, Path(path), cluster, mapping or {}, radius_arcsec, replace, fmt, registry,
                  min_probability, progress)

@@ -7,6 +7,10 @@ next to the residual sigma. The Gaussian is fitted to the histogram of the resid
 (32 bins of a quarter robust sigma from 4 robust sigma below the median); below 50 stars,
 or if the fit fails, the robust estimates (median, 1.4826 MAD) are reported instead and
 ``method`` says so. The SQL views use the same fit (``xpdb.gaussian_fit``, created by the migrations).
+
+Cluster means (Figure 9) are a Gaussian fitted with iterative 3-sigma clipping,
+``clipped_gaussian_fit``, equal to the SQL function ``xpdb.clipped_gaussian_fit`` that
+``cluster_summary`` uses.
 """
 
 from __future__ import annotations
@@ -57,6 +61,45 @@ def gaussian_fit(delta) -> dict:
         except RuntimeError:
             pass
     return out
+
+
+def clipped_gaussian_fit(values, nsigma: float = 3.0, max_passes: int = 20) -> dict:
+    """{n, n_clipped, mean, sigma, method}: a Gaussian fitted with iterative ``nsigma``-sigma clipping.
+
+    Each pass fits the kept values - by ``gaussian_fit`` (the histogram fit) when there are at
+    least ``MIN_FIT`` of them, by maximum likelihood (mean and population standard deviation)
+    below - and keeps, out of all finite values, those within ``nsigma`` sigma of the fitted
+    centre; it stops when the kept values no longer change (or after ``max_passes``). The
+    result is the last fit and the values it used. ``xpdb.clipped_gaussian_fit`` in SQL does
+    the same (tested equal).
+
+    Examples
+    --------
+    >>> r = clipped_gaussian_fit([0.1, 0.0, -0.1, 0.05, -0.05, 0.02] * 5 + [3.0])
+    >>> r["n_clipped"], r["method"]
+    (1, 'maximum likelihood')
+    """
+    v = np.asarray(values, float)
+    finite = np.sort(v[np.isfinite(v)])
+    kept = finite
+    mean = sigma = None
+    method = "none"
+    for k in range(max_passes):
+        if len(kept) == 0:
+            break
+        if len(kept) >= MIN_FIT:
+            fit = gaussian_fit(kept)
+            mean, sigma, method = fit["bias"], fit["sigma"], fit["method"]
+        else:
+            mean, sigma, method = float(kept.mean()), float(kept.std()), "maximum likelihood"
+        if sigma is None or not sigma > 0:
+            break
+        nxt = finite[np.abs(finite - mean) <= nsigma * sigma]
+        if np.array_equal(nxt, kept) or k == max_passes - 1:
+            break
+        kept = nxt
+    return {"n": int(len(kept)), "n_clipped": int(len(finite) - len(kept)), "mean": mean, "sigma": sigma,
+            "method": method}
 
 
 def evaluate(pred: np.ndarray, pred_err: np.ndarray, ref: np.ndarray, g: np.ndarray) -> dict:

@@ -123,6 +123,12 @@ def test_metrics(kind: kinds_mod.ModelKind, predictor: Any, test: Stars) -> dict
             "ebv_lt_0.5": evaluate(feh[clear], err[clear], test.feh[clear], test.g[clear])}
 
 
+def _same_config(stored: dict, wanted: dict) -> bool:
+    """True when a stored model's hyperparameters hold ``wanted`` (kinds may store notes beside their config,
+    e.g. the ridge baseline's ``feh_err``)."""
+    return set(wanted) <= set(stored) and all(stored[k] == v for k, v in wanted.items())
+
+
 def train_model(url: str, kind: str = "uacsnet", *, labels: str, test_labels: str | None = None,
                 split: str | None = None, selection: str | None = "giant_sample", train_selection: str | None = None,
                 name: str | None = None,
@@ -159,7 +165,7 @@ def train_model(url: str, kind: str = "uacsnet", *, labels: str, test_labels: st
         with psycopg.connect(url) as conn:
             for record in reversed(registry.list_models(conn)):
                 if (record.name == name and record.kind == kind and record.training_set_hash == digest
-                        and record.test_catalog == test_catalog and record.hyperparameters == config.to_dict()
+                        and record.test_catalog == test_catalog and _same_config(record.hyperparameters, config.to_dict())
                         and (record.metrics or {}).get("split") == sets.description["split"]
                         and (record.metrics or {}).get("train_selection", sets.description["selection"])
                         == sets.description["train_selection"]):

@@ -65,11 +65,13 @@ class UACSNetConfig(Hyperparameters):
     cost_sensitive: bool = True
     noise_augmentation: bool = True
     noise_scale: float = 0.5
+    fainter: float = 1.0  # > 1: each pass shows every star as if up to this many times noisier (see _dataset)
     learning_rate_decay: bool = False
     passes_per_epoch: int = 10
     seed: int = 42
     photometry: tuple[str, ...] = ()  # extra inputs beside the features (xpdb.models.datasets.PHOTOMETRY)
     members: int = 1  # an ensemble of this many networks (seeds seed, seed+1, ...), averaged
+    ensemble_error: str = "mixture"  # the ensemble's sigma: "mixture" or "ambiguity" (see _train_ensemble)
     calibrate_errors: bool = False  # rescale sigma to unit-width normalised residuals on the validation hold-out
 
 
@@ -122,6 +124,30 @@ def _register():
             return k.ops.stack([mean, k.ops.sqrt(var)], axis=-1)
 
     @k.saving.register_keras_serializable(package="xpdb")
+    class EnsembleAmbiguity(k.layers.Layer):
+        """[mean mu_i, sqrt(max(mean sigma_i^2 - var mu_i, eps^2))]: the error of the members' mean.
+
+        Krogh & Vedelsby's (1995) ambiguity decomposition: the squared error of an averaged
+        ensemble is the members' mean squared error less their spread about the mean, so
+        with members whose sigma_i describe their own errors, the mean's error is smaller
+        than theirs by the spread (never below the floor eps).
+        """
+
+        def __init__(self, epsilon: float = 0.02, **kwargs):
+            super().__init__(**kwargs)
+            self.epsilon = float(epsilon)
+
+        def call(self, outputs):
+            stacked = k.ops.stack(outputs, axis=0)
+            mu, sigma = stacked[..., 0], stacked[..., 1]
+            mean = k.ops.mean(mu, axis=0)
+            var = k.ops.maximum(k.ops.mean(k.ops.square(sigma), axis=0) - k.ops.var(mu, axis=0), self.epsilon ** 2)
+            return k.ops.stack([mean, k.ops.sqrt(var)], axis=-1)
+
+        def get_config(self):
+            return {**super().get_config(), "epsilon": self.epsilon}
+
+    @k.saving.register_keras_serializable(package="xpdb")
     class SigmaScale(k.layers.Layer):
         """[mu, sigma] -> [mu, scale * sigma]: the error calibration measured on the validation hold-out."""
 
@@ -142,7 +168,7 @@ def _register():
         y = k.ops.reshape(y_true, (-1,))
         return k.ops.square(y - mu) / (2.0 * k.ops.square(sigma)) + k.ops.log(sigma)
 
-    return FlooredSigma, Log, EnsembleMixture, SigmaScale, gaussian_nll
+    return FlooredSigma, Log, EnsembleMixture, EnsembleAmbiguity, SigmaScale, gaussian_nll
 
 
 _CUSTOM = None
@@ -151,8 +177,9 @@ _CUSTOM = None
 def custom_objects() -> dict:
     global _CUSTOM
     if _CUSTOM is None:
-        floored, log, ensemble, scale, nll = _register()
-        _CUSTOM = {"FlooredSigma": floored, "Log": log, "EnsembleMixture": ensemble, "SigmaScale": scale,
+        floored, log, ensemble, ambiguity, scale, nll = _register()
+        _CUSTOM = {"FlooredSigma": floored, "Log": log, "EnsembleMixture": ensemble, "EnsembleAmbiguity": ambiguity,
+                   "SigmaScale": scale,
                    "gaussian_nll": nll}
     return _CUSTOM
 
@@ -225,16 +252,29 @@ def _split(feh: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.
 
 def _dataset(inputs: tuple[np.ndarray, ...], y, w, config: UACSNetConfig):
     """Shuffled batches, ``passes_per_epoch`` passes per Keras epoch; with ``noise_augmentation``
-    every pass sees the fluxes redrawn within their errors (x + N(0, 1) * error)."""
+    every pass sees the fluxes redrawn within their errors (x + N(0, 1) * noise_scale * error).
+
+    With ``fainter`` = m_max > 1 every pass also shows each star as a fainter one would look:
+    its errors multiplied by m, log-uniform in [1, m_max], and the flux given the extra noise
+    that makes its total noise m times the original (x + sqrt(noise_scale^2 + m^2 - 1) e N(0, 1),
+    with the error input m e). The training stars of the paper are brighter than the stars
+    the model is applied to; this teaches the uncertainty branch how larger input errors
+    turn into larger residuals, and the [Fe/H] branch to be robust to them.
+    """
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((inputs, y, w))
     ds = ds.shuffle(len(y), seed=config.seed, reshuffle_each_iteration=True).batch(config.batch_size)
     if config.noise_augmentation:
         scale = float(config.noise_scale)
+        log_max = float(np.log(max(1.0, config.fainter)))
 
         def perturb(batch, target, weight):
             x, e, *rest = batch
+            if log_max > 0:
+                m = tf.exp(tf.random.uniform((tf.shape(x)[0], 1), 0.0, log_max, seed=config.seed))
+                extra = tf.sqrt(scale ** 2 + tf.square(m) - 1.0)
+                return (x + tf.random.normal(tf.shape(x), seed=config.seed) * (extra * e), e * m, *rest), target, weight
             return (x + tf.random.normal(tf.shape(x), seed=config.seed) * (scale * e), e, *rest), target, weight
 
         ds = ds.map(perturb)
@@ -318,8 +358,11 @@ def _train_ensemble(flux, flux_error, feh, bp_rp0, config: UACSNetConfig, *, pho
                     on_epoch) -> TrainResult:
     """Train ``config.members`` networks (seeds seed, seed+1, ...) and combine them into one model.
 
-    The ensemble's mean is the members' mean; its sigma adds their spread to their mean
-    variance: sigma^2 = mean(sigma_i^2) + var(mu_i) (a mixture of the members' Gaussians).
+    The ensemble's mean is the members' mean. Its sigma, with ``ensemble_error = "mixture"``,
+    adds their spread to their mean variance: sigma^2 = mean(sigma_i^2) + var(mu_i) (a mixture of
+    the members' Gaussians, the predictive spread of any one member); with ``"ambiguity"`` it is
+    the error of the averaged prediction, sigma^2 = mean(sigma_i^2) - var(mu_i) (the ambiguity
+    decomposition of Krogh & Vedelsby 1995), which is what the mean's residuals show.
     """
     from dataclasses import replace
 
@@ -335,7 +378,12 @@ def _train_ensemble(flux, flux_error, feh, bp_rp0, config: UACSNetConfig, *, pho
     for i, result in enumerate(members):
         result.model.name = f"member_{i}"
         outputs.append(result.model(inputs))
-    combined = custom_objects()["EnsembleMixture"](name="ensemble")(outputs)
+    if config.ensemble_error == "ambiguity":
+        combined = custom_objects()["EnsembleAmbiguity"](config.epsilon, name="ensemble")(outputs)
+    elif config.ensemble_error == "mixture":
+        combined = custom_objects()["EnsembleMixture"](name="ensemble")(outputs)
+    else:
+        raise ValueError(f"ensemble_error must be 'mixture' or 'ambiguity', not {config.ensemble_error!r}")
     model = k.Model(inputs=inputs, outputs=combined, name="uacsnet_ensemble")
     model.compile(optimizer=k.optimizers.Adam(config.learning_rate), loss=custom_objects()["gaussian_nll"])
     if config.calibrate_errors:

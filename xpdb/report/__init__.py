@@ -1,7 +1,7 @@
 """``xpdb report``: the paper's validation figures and numbers for one model, as PNGs and an HTML page.
 
 Everything shown comes from the SQL views (``validation_summary``, ``cluster_summary``,
-``xm_reference``, ``xm_cluster_members``, ``catalog_all``), so the report, the demo's
+``xm_validation``, ``xm_cluster_sample``, ``catalog_all``), so the report, the demo's
 printed summary and any SQL or ADQL query agree by construction; the comparison of models
 on the same held-out stars comes from the test metrics stored in the model registry.
 """
@@ -38,8 +38,10 @@ def build_report(url: str, model_id: int, model_ref: str, out: Path) -> Report:
         catalogs = [r[0] for r in conn.execute(
             "SELECT DISTINCT catalog FROM xpdb.validation_summary WHERE model_id = %s ORDER BY 1", (model_id,))]
         for catalog in catalogs:
-            report.figures[f"Residuals against {catalog} (Figures 3, 4, 7, 8)"] = figures.residual_figure(
-                conn, model_id, catalog, out / f"residuals_{_slug(catalog)}.png")
+            for scope, suffix in (("all", "all"), ("g<15", "g15")):
+                report.figures[f"Residuals against {catalog}, {figures.SCOPES[scope][1]} (Figures 3, 4, 7, 8)"] = \
+                    figures.residual_figure(conn, model_id, catalog, out / f"residuals_{_slug(catalog)}_{suffix}.png",
+                                            scope=scope)
         report.figures["Predicted errors against residual sigma per G bin (Figure 5)"] = figures.error_figure(
             conn, model_id, catalogs, out / "errors_vs_sigma.png")
         report.figures["Star clusters (Figure 9)"] = figures.cluster_figure(conn, model_id, out / "clusters.png")
@@ -54,11 +56,13 @@ def build_report(url: str, model_id: int, model_ref: str, out: Path) -> Report:
         if generated is not None:
             report.figures[generated[0]] = generated[1]
         summary = conn.execute(
-            "SELECT catalog, scope, subset, n, bias, sigma, method, median_feh_err FROM xpdb.validation_summary "
-            "WHERE model_id = %s AND scope IN ('g<15', 'all') AND g_min IS NULL ORDER BY catalog, scope DESC, subset",
+            "SELECT catalog, cuts, scope, subset, n, bias, sigma, method, median_feh_err FROM xpdb.validation_summary "
+            "WHERE model_id = %s AND scope IN ('all', 'g<15') AND g_min IS NULL ORDER BY catalog, scope, subset",
             (model_id,)).fetchall()
-        clusters = conn.execute("SELECT cluster, n, n_clipped, feh_mean, feh_sigma, feh_ref FROM xpdb.cluster_summary "
-                                "WHERE model_id = %s ORDER BY feh_ref NULLS LAST", (model_id,)).fetchall()
+        clusters = conn.execute(
+            "SELECT cluster, n_members, n_selected, n, n_clipped, feh_mean, feh_sigma, method, feh_ref, feh_paper, "
+            "feh_paper_source FROM xpdb.cluster_summary WHERE model_id = %s ORDER BY feh_ref NULLS LAST, cluster",
+            (model_id,)).fetchall()
     report.index.write_text(_html(model_ref, report, summary, clusters))
     return report
 
@@ -94,12 +98,18 @@ td,th{{border:1px solid #ccc;padding:2px 6px;text-align:right}}</style></head><b
 <p>Delta[Fe/H] = [Fe/H]<sub>model</sub> - [Fe/H]<sub>ref</sub>; bias and sigma by a Gaussian fit
 (xpdb.validation_summary). All numbers and figures are read from the SQL views of the database.</p>
 <h2>Validation summary</h2>
-<table><tr><th>catalogue</th><th>scope</th><th>subset</th><th>N</th><th>bias</th><th>sigma</th><th>method</th>
-<th>median FEH_err</th></tr>
+<p>Each catalogue is judged on the stars of its validation selection, as the paper does (section 4.2):
+SAGA and PASTEL with the six cuts of section 2.3, surveys with the first three cuts and E(B-V) &lt; 0.5;
+scope "all" is every G (the paper's quoted figures), "g&lt;15" the range where FEH_err is recommended.</p>
+<table><tr><th>catalogue</th><th>cuts</th><th>scope</th><th>subset</th><th>N</th><th>bias</th><th>sigma</th>
+<th>method</th><th>median FEH_err</th></tr>
 {rows}
 </table>
-<h2>Clusters (3-sigma clipped)</h2>
-<table><tr><th>cluster</th><th>N</th><th>clipped</th><th>mean [Fe/H]</th><th>sigma</th><th>reference</th></tr>
+<h2>Clusters (Gaussian fit with 3-sigma clipping, Figure 9)</h2>
+<p>Members with a prediction, those that count (the first three cuts, the cluster's colour cut, membership
+probability and prediction flags), those kept by the clipping; the reference value and the published one.</p>
+<table><tr><th>cluster</th><th>members</th><th>selected</th><th>N</th><th>clipped</th><th>mean [Fe/H]</th><th>sigma</th>
+<th>method</th><th>reference</th><th>published</th><th>published: source</th></tr>
 {crow}
 </table>
 {figs}

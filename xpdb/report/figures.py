@@ -1,8 +1,11 @@
 """The paper's validation figures, drawn from the SQL views (one source of truth).
 
-Each function reads what it plots from the views - ``xm_reference`` and
-``validation_summary`` (Figures 3, 4, 7, 8 and 5), ``xm_cluster_members`` and
+Each function reads what it plots from the views - ``xm_validation`` and
+``validation_summary`` (Figures 3, 4, 7, 8 and 5), ``xm_cluster_sample`` and
 ``cluster_summary`` (Figure 9), ``catalog_all`` (Figures 11 and 12) - and writes a PNG.
+Every figure's points are the stars its statistics are computed from: a residual figure
+plots the stars of its catalogue's validation selection (``in_scope``) in its scope (all G,
+or G < 15), a cluster panel the members that count (``in_sample``).
 """
 
 from __future__ import annotations
@@ -33,10 +36,22 @@ def _fetch(conn: psycopg.Connection, sql: str, params: tuple) -> dict[str, np.nd
     return {n: np.array([np.nan if r[i] is None else r[i] for r in rows], dtype=float) for i, n in enumerate(names)}
 
 
+SCOPES = {"all": ("true", "all G"), "g<15": ("phot_g_mean_mag < 15", "G < 15")}
+
+
 def _summary(conn, model_id: int, catalog: str, scope: str, subset: str) -> dict | None:
-    row = conn.execute("SELECT n, bias, sigma, method FROM xpdb.validation_summary WHERE model_id = %s AND catalog = %s "
-                       "AND scope = %s AND subset = %s", (model_id, catalog, scope, subset)).fetchone()
-    return dict(zip(("n", "bias", "sigma", "method"), row)) if row else None
+    row = conn.execute("SELECT n, bias, sigma, method, selection, cuts FROM xpdb.validation_summary "
+                       "WHERE model_id = %s AND catalog = %s AND scope = %s AND subset = %s",
+                       (model_id, catalog, scope, subset)).fetchone()
+    return dict(zip(("n", "bias", "sigma", "method", "selection", "cuts"), row)) if row else None
+
+
+def scope_points(conn, model_id: int, catalog: str, scope: str) -> dict[str, np.ndarray]:
+    """The stars behind ``validation_summary``'s numbers for (model, catalogue, scope)."""
+    where = SCOPES[scope][0]
+    return _fetch(conn, "SELECT feh, feh_ref, delta_feh, bp_rp0, phot_g_mean_mag, ebv, m_g FROM xpdb.xm_validation "
+                        f"WHERE model_id = %s AND catalog = %s AND in_scope AND delta_feh IS NOT NULL AND {where} "
+                        "ORDER BY source_id", (model_id, catalog))
 
 
 def _binned_trend(ax, x, d, edges):
@@ -55,12 +70,12 @@ def _binned_trend(ax, x, d, edges):
         ax.plot(centres, means - sigmas, color="blue", lw=1)
 
 
-def residual_figure(conn, model_id: int, catalog: str, path: Path) -> Path:
-    """Figures 3/4/7/8: histogram of Delta[Fe/H], model vs reference, Delta vs [Fe/H], (BP-RP)0, G, E(B-V)."""
+def residual_figure(conn, model_id: int, catalog: str, path: Path, scope: str = "all") -> Path:
+    """Figures 3/4/7/8: histogram of Delta[Fe/H], model vs reference, Delta vs [Fe/H], (BP-RP)0, G, E(B-V),
+    for the stars of the catalogue's validation selection in ``scope`` ('all' or 'g<15')."""
     plt = _plt()
-    d = _fetch(conn, "SELECT feh, feh_ref, delta_feh, bp_rp0, phot_g_mean_mag, ebv, m_g FROM xpdb.xm_reference "
-                     "WHERE model_id = %s AND catalog = %s AND delta_feh IS NOT NULL", (model_id, catalog))
-    stats = _summary(conn, model_id, catalog, "all", "all")
+    d = scope_points(conn, model_id, catalog, scope)
+    stats = _summary(conn, model_id, catalog, scope, "all")
     fig, axes = plt.subplots(2, 3, figsize=(13, 7.5))
     ax = axes[0, 0]
     if stats and stats["n"]:
@@ -85,7 +100,8 @@ def residual_figure(conn, model_id: int, catalog: str, path: Path) -> Path:
         ax.axhline(0, color="k", lw=0.5)
         ax.set_xlabel(label)
         ax.set_ylabel(f"Delta{FEH_LABEL}")
-    fig.suptitle(f"Model vs {catalog}", fontsize=11)
+    cuts = f"; {stats['cuts']}" if stats and stats.get("cuts") else ""
+    fig.suptitle(f"Model vs {catalog}, {SCOPES[scope][1]}{cuts}", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -121,24 +137,40 @@ def error_figure(conn, model_id: int, catalogs: list[str], path: Path) -> Path:
 
 
 def cluster_figure(conn, model_id: int, path: Path) -> Path:
-    """Figure 9: each cluster's [Fe/H] distribution with the Gaussian after 3-sigma clipping."""
+    """Figure 9: each cluster's [Fe/H] distribution (the members that count), the Gaussian fitted with
+    3-sigma clipping, the reference value and the published value (``cluster_summary.feh_paper``)."""
     plt = _plt()
-    clusters = conn.execute("SELECT cluster, n, feh_mean, feh_sigma, feh_ref FROM xpdb.cluster_summary "
-                            "WHERE model_id = %s ORDER BY feh_ref NULLS LAST, cluster", (model_id,)).fetchall()
-    fig, axes = plt.subplots(1, max(1, len(clusters)), figsize=(3.2 * max(1, len(clusters)), 3.4), squeeze=False)
-    for ax, (name, n, mean, sigma, ref) in zip(axes[0], clusters):
-        feh = _fetch(conn, "SELECT feh FROM xpdb.xm_cluster_members WHERE model_id = %s AND cluster = %s "
-                           "AND feh IS NOT NULL", (model_id, name))["feh"]
-        lo, hi = mean - 1.5, mean + 1.5
-        ax.hist(feh, bins=np.linspace(lo, hi, 31), color="0.6")
+    clusters = conn.execute("SELECT cluster, n, n_clipped, feh_mean, feh_sigma, feh_ref, feh_paper, feh_paper_source, "
+                            "method, cuts, bp_rp0_min FROM xpdb.cluster_summary WHERE model_id = %s "
+                            "ORDER BY feh_ref NULLS LAST, cluster", (model_id,)).fetchall()
+    fig, axes = plt.subplots(1, max(1, len(clusters)), figsize=(3.4 * max(1, len(clusters)), 3.9), squeeze=False)
+    for ax, (name, n, clipped, mean, sigma, ref, paper, paper_source, method, cuts, colour) in zip(axes[0], clusters):
+        feh = _fetch(conn, "SELECT feh FROM xpdb.xm_cluster_sample WHERE model_id = %s AND cluster = %s AND in_sample "
+                           "ORDER BY source_id", (model_id, name))["feh"]
+        centre = mean if mean is not None else (ref if ref is not None else 0.0)
+        lo, hi = centre - 1.5, centre + 1.5
+        ax.hist(np.clip(feh, lo, hi), bins=np.linspace(lo, hi, 31), color="0.6")
         if sigma and sigma > 0:
             x = np.linspace(lo, hi, 200)
             width = (hi - lo) / 30
-            ax.plot(x, n * width / (sigma * np.sqrt(2 * np.pi)) * np.exp(-0.5 * ((x - mean) / sigma) ** 2), color="red")
+            ax.plot(x, n * width / (sigma * np.sqrt(2 * np.pi)) * np.exp(-0.5 * ((x - mean) / sigma) ** 2), color="red",
+                    label=f"fit {mean:+.2f} +- {sigma:.2f}")
+            for edge in (mean - 3 * sigma, mean + 3 * sigma):
+                ax.axvline(edge, color="red", lw=0.5, ls=":")
         if ref is not None:
-            ax.axvline(ref, color="blue", ls="--", label="reference")
-        ax.set_title(f"{name}\n{mean:+.2f} +- {sigma:.2f} (ref {ref:+.2f})" if ref is not None else name, fontsize=9)
+            ax.axvline(ref, color="blue", ls="--", label=f"reference {ref:+.2f}")
+        if paper is not None:
+            ax.axvline(paper, color="darkorange", lw=2, label=f"published {paper:+.2f}")
+        title = name if mean is None else f"{name}\n{mean:+.2f} +- {sigma:.2f} (N={n}, {clipped} clipped)"
+        ax.set_title(title, fontsize=9)
         ax.set_xlabel(FEH_LABEL)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=6, loc="upper left")
+        note = cuts + (f", (BP-RP)0 > {colour:g}" if colour is not None else "")
+        ax.text(0.98, 0.98, note, transform=ax.transAxes, fontsize=5.5, ha="right", va="top", wrap=True)
+    sources = sorted({r[7] for r in clusters if r[7]})
+    if sources:
+        fig.suptitle("published values: " + "; ".join(sources), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

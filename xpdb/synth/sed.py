@@ -1,23 +1,47 @@
-"""A parametric SED for giants (and a few dwarfs) whose blue flux carries [Fe/H].
+"""A parametric SED for giants (and a few dwarfs) whose blue flux carries [Fe/H], [alpha/Fe] and [C/Fe].
 
 The continuum is a BOSZ model spectrum shipped with the XP-Extinction-Toolkit (solar
 metallicity, Teff 3750-7250 K, log g 0-5; interpolated linearly in Teff in log flux at
-the nearest log g). Metallicity enters as line blanketing, an optical depth that grows sub-linearly with
-the metal abundance (lines on the flat part of the curve of growth), as Z^0.35:
+the nearest log g). Abundances enter as line and band blanketing, an optical depth per
+group of features that grows with the abundance of the element that makes it, relative to
+the solar model:
 
-    F(lambda) = F_BOSZ(lambda; Teff, logg) * exp(-tau(lambda; Teff) * (10**(0.35 [Fe/H]) - 1))
+    F(lambda) = F_BOSZ(lambda; Teff, logg) * exp(-sum_k tau_k(lambda; Teff) * (s_k(abundances) - 1))
 
-so [Fe/H] = 0 returns the BOSZ model, metal-poor stars are brighter in the blue and
-metal-rich ones fainter. The blanketing profile is a smooth blue pseudo-continuum (below
-about 450 nm) plus Gaussian features at Ca II H&K (395 nm), the CH G band (430 nm), Mg b
-(517 nm) and, in cool stars, TiO (710, 760 nm):
+so solar abundances return the BOSZ model, metal-poor stars are brighter in the blue and
+metal-rich ones fainter. The groups and their growth with abundance:
 
-    tau = a(Teff) * [1/(1+exp((lambda-430)/30)) + 0.6 g(395, 8) + 0.35 g(430, 6)
-                     + 0.15 g(517, 5)] + t(Teff) * [0.3 g(710, 15) + 0.25 g(760, 12)]
+* **weak iron-peak lines** (the blue line forest, a smooth pseudo-continuum below about
+  450 nm): on the linear part of the curve of growth at low metallicity, saturating above
+  ``WEAK_LINE_SATURATION`` ([X/H] = -2), so they fade with Z below [Fe/H] of about -2 and
+  only the strong lines stay:
+
+      s_weak(Z) = g(Z) / g(1),   g(Z) = Z / (1 + Z / Z_s)^(1 - 0.25),   Z_s = 10**-2
+
+  (g grows as Z below Z_s and as Z^0.25 above it);
+* **strong alpha-element lines**, Ca II H&K (395 nm), Mg b (517 nm) and the Ca II triplet
+  (850-866 nm), on the flat and damping parts of the curve of growth at every metallicity:
+  ``s = Z_alpha ** BLANKETING_EXPONENT`` (0.25), with Z_alpha = 10**([Fe/H] + [alpha/Fe]);
+* **carbon molecular bands**, CH (the G band, 430 nm) and CN (388, 421 nm), weak-line-like
+  in the carbon abundance: ``s_weak(Z_C)``, Z_C = 10**([Fe/H] + [C/Fe]); and the C2 Swan
+  bands (474, 516, 564 nm), which need carbon left over from CO: ``s_weak(Z_C) * 10**clip([C/Fe]
+  - [alpha/Fe], 0, 1.5)`` (oxygen follows the alpha elements), strong only in carbon-enhanced stars;
+* **TiO** in cool giants (710, 760 nm): ``s_weak(Z_alpha)``.
+
+The depths at solar abundances:
+
+    tau_weak   = a(Teff) / (1 + exp((lambda - 430) / 30))
+    tau_strong = a(Teff) [0.6 g(395, 8) + 0.15 g(517, 5) + 0.08 (g(849.8, 3) + g(854.2, 3) + g(866.2, 3))]
+    tau_CH/CN  = a(Teff) [0.35 g(430, 6) + 0.25 g(388, 5) + 0.12 g(421, 4)]
+    tau_C2     = 0.04 a(Teff) [g(473.7, 6) + g(516.5, 6) + 0.7 g(563.5, 6)]
+    tau_TiO    = t(Teff) [0.3 g(710, 15) + 0.25 g(760, 12)]
     a(Teff) = 0.45 (5500 K / Teff)^4,    t(Teff) = max(0, (4200 K - Teff) / 400 K)
 
-a(Teff) grows steeply towards cool stars, so the same [Fe/H] step changes the blue flux
-more in redder stars (the paper's Figure 1).
+(g(mu, s) a Gaussian profile in nm). a(Teff) grows steeply towards cool stars, so the same
+[Fe/H] step changes the blue flux more in redder stars (the paper's Figure 1). With
+[alpha/Fe] = [C/Fe] = 0 and [Fe/H] > -1 the SED is close to the single Z^0.25 law of
+earlier versions of this module; below [Fe/H] = -2 it carries much less metallicity
+signal, as real spectra do.
 """
 
 from __future__ import annotations
@@ -28,7 +52,9 @@ import numpy as np
 
 from xpdb.xp.extinction import toolkit
 
-BLANKETING_EXPONENT = 0.25
+BLANKETING_EXPONENT = 0.25  # growth of the strong lines with abundance (flat part of the curve of growth)
+WEAK_LINE_SATURATION = -2.0  # log10 Z_s: below it the weak lines grow (and fade) linearly with Z
+C2_MAX_EXCESS = 1.5  # dex of carbon left over from CO that the Swan bands see at most
 
 
 @lru_cache(maxsize=1)
@@ -66,20 +92,57 @@ def _gauss(wl: np.ndarray, centre: float, sigma: float) -> np.ndarray:
     return np.exp(-0.5 * ((wl - centre) / sigma) ** 2)
 
 
-def blanketing_depth(wavelength_nm: np.ndarray, teff: np.ndarray) -> np.ndarray:
-    """tau(lambda; Teff) of the module docstring, shape (n, m)."""
+def weak_line_growth(x_h) -> np.ndarray:
+    """s_weak: the strength of weak lines at abundance [X/H] relative to solar (see the module docstring)."""
+    z = 10.0 ** np.asarray(x_h, float)
+    zs = 10.0 ** WEAK_LINE_SATURATION
+    g = z / (1.0 + z / zs) ** (1.0 - BLANKETING_EXPONENT)
+    return g / (1.0 / (1.0 + 1.0 / zs) ** (1.0 - BLANKETING_EXPONENT))
+
+
+def strong_line_growth(x_h) -> np.ndarray:
+    """s_strong = Z ** BLANKETING_EXPONENT for strong (saturated) lines."""
+    return 10.0 ** (BLANKETING_EXPONENT * np.asarray(x_h, float))
+
+
+def feature_depths(wavelength_nm: np.ndarray, teff: np.ndarray) -> dict[str, np.ndarray]:
+    """tau_k(lambda; Teff) of every feature group at solar abundances, each of shape (n, m)."""
     wl = np.asarray(wavelength_nm, float)
     teff = np.asarray(teff, float)[:, None]
-    metals = 1.0 / (1.0 + np.exp((wl - 430.0) / 30.0)) + 0.6 * _gauss(wl, 395, 8) + 0.35 * _gauss(wl, 430, 6) \
-        + 0.15 * _gauss(wl, 517, 5)
-    tio = 0.3 * _gauss(wl, 710, 15) + 0.25 * _gauss(wl, 760, 12)
     a = 0.45 * (5500.0 / teff) ** 4
     t = np.clip((4200.0 - teff) / 400.0, 0, None)
-    return a * metals[None, :] + t * tio[None, :]
+    weak = 1.0 / (1.0 + np.exp((wl - 430.0) / 30.0))
+    strong = 0.6 * _gauss(wl, 395, 8) + 0.15 * _gauss(wl, 517, 5) + 0.08 * (
+        _gauss(wl, 849.8, 3) + _gauss(wl, 854.2, 3) + _gauss(wl, 866.2, 3))
+    ch_cn = 0.35 * _gauss(wl, 430, 6) + 0.25 * _gauss(wl, 388, 5) + 0.12 * _gauss(wl, 421, 4)
+    c2 = 0.04 * (_gauss(wl, 473.7, 6) + _gauss(wl, 516.5, 6) + 0.7 * _gauss(wl, 563.5, 6))
+    tio = 0.3 * _gauss(wl, 710, 15) + 0.25 * _gauss(wl, 760, 12)
+    return {"weak": a * weak[None, :], "strong": a * strong[None, :], "ch_cn": a * ch_cn[None, :],
+            "c2": a * c2[None, :], "tio": t * tio[None, :]}
 
 
-def giant_sed(wavelength_nm: np.ndarray, teff, logg, feh) -> np.ndarray:
-    """Unreddened SED (arbitrary flux scale) for each star, shape (n, m)."""
-    feh = np.asarray(feh, float)[:, None]
-    tau = blanketing_depth(wavelength_nm, teff)
-    return continuum(wavelength_nm, teff, logg) * np.exp(-tau * (10 ** (BLANKETING_EXPONENT * feh) - 1.0))
+def blanketing_depth(wavelength_nm: np.ndarray, teff: np.ndarray) -> np.ndarray:
+    """The total depth at solar abundances, sum_k tau_k, shape (n, m)."""
+    return sum(feature_depths(wavelength_nm, teff).values())
+
+
+def growth(feh, alpha_fe=0.0, c_fe=0.0) -> dict[str, np.ndarray]:
+    """s_k: the strength of every feature group relative to solar, shape (n,) each."""
+    feh = np.asarray(feh, float)
+    alpha_h = feh + np.broadcast_to(np.asarray(alpha_fe, float), feh.shape)
+    c_fe = np.broadcast_to(np.asarray(c_fe, float), feh.shape)
+    c_h = feh + c_fe
+    leftover = 10.0 ** np.clip(c_fe - (alpha_h - feh), 0.0, C2_MAX_EXCESS)
+    return {"weak": weak_line_growth(feh), "strong": strong_line_growth(alpha_h), "ch_cn": weak_line_growth(c_h),
+            "c2": weak_line_growth(c_h) * leftover, "tio": weak_line_growth(alpha_h)}
+
+
+def giant_sed(wavelength_nm: np.ndarray, teff, logg, feh, alpha_fe=0.0, c_fe=0.0) -> np.ndarray:
+    """Unreddened SED (arbitrary flux scale) for each star, shape (n, m).
+
+    ``alpha_fe`` and ``c_fe`` are [alpha/Fe] and [C/Fe] (scalars or one per star; 0 = solar ratios).
+    """
+    depths = feature_depths(wavelength_nm, teff)
+    s = growth(np.atleast_1d(feh), alpha_fe, c_fe)
+    optical_depth = sum(depths[k] * (s[k] - 1.0)[:, None] for k in depths)
+    return continuum(wavelength_nm, teff, logg) * np.exp(-optical_depth)

@@ -1,24 +1,50 @@
-"""A synthetic sky of giants in the Gaia archive's own layouts, with known truth.
+"""A synthetic sky of giants in the Gaia archive's own layouts, with known truth and known nuisances.
 
 ``make_sky(n, seed)`` draws four groups of stars:
 
 * **field**: giants (with a red clump and about 8 per cent dwarfs) over the whole sky,
   [Fe/H] a thin-disk / thick-disk / halo mixture with a metal-poor tail;
-* **PASTEL-like** training targets: bright (6.5 < G < 13), [Fe/H] imbalanced like the
-  paper's training set (80 per cent around -0.15, 5 per cent in -3..-2, 1.5 per cent below -3);
+* **PASTEL-like** training targets: bright (6.5 < G < 15, most of them brighter than 12),
+  [Fe/H] imbalanced like the paper's training set (80 per cent around -0.15, 5 per cent in
+  -3..-2, 1.5 per cent below -3);
 * **SAGA-like** test targets: 8 < G < 15, rich in metal-poor stars, none shared with PASTEL;
-* members of five clusters whose [Fe/H] mimic the paper's (NGC 6397 -2.02, NGC 6752 -1.47,
-  NGC 5904 -1.18, NGC 2682 0.00, NGC 6791 +0.31), at their real positions and distances.
+* members of five clusters whose reference [Fe/H] are the paper's APOGEE values (NGC 6397
+  -2.02, NGC 6752 -1.47, NGC 5904 -1.18, NGC 2682 0.00, NGC 6791 +0.31), at their real
+  positions and distances, and field stars that their member lists contain by mistake.
 
 Physics of one star: (M_G, [Fe/H]) -> Teff, log g on a simple red-giant branch
 (Teff = 4650 + 200 (M_G - 0.5) - 180 [Fe/H] K, log g = 2.4 + 0.38 (M_G - 0.5)) ->
-the parametric SED of ``xpdb.synth.sed`` -> smoothed to XP resolution (Gaussian,
-R = lambda / FWHM = 40) -> reddened with the Zhang et al. (2024) curve and eq. 1 ->
-projected on GaiaXPy's BP and RP calibration bases by least squares over each band's
-wavelength range -> scaled to the drawn apparent G (synthetic photometry in the Gaia DR3
-Vega system) -> perturbed with errors and correlations following the real spectra
+the parametric SED of ``xpdb.synth.sed`` (with [alpha/Fe] and [C/Fe]) -> smoothed to XP
+resolution (Gaussian, R = lambda / FWHM = 40) -> reddened -> distorted by the G-dependent
+blue systematic -> projected on GaiaXPy's BP and RP calibration bases by least squares over
+each band's wavelength range -> scaled to the drawn apparent G (synthetic photometry in the
+Gaia DR3 Vega system) -> perturbed with errors and correlations following the real spectra
 (``xpdb.synth.noise``). Catalogue G, BP, RP come from the same synthetic photometry;
 distances follow from G_0 and M_G; parallaxes, rgeo and E(B-V) carry realistic errors.
+
+Nuisances a method must survive (each recorded per star in the truth table):
+
+* **[alpha/Fe]** (``alpha_fe``): +0.4 below [Fe/H] = -1, falling linearly to 0 at [Fe/H] = 0,
+  scatter 0.04 dex; the strong Ca II and Mg lines and TiO follow [alpha/H];
+* **carbon-enhanced VMP stars** (``carbon_enhanced``, ``c_fe``): ``CEMP_FRACTION`` of the stars
+  with [Fe/H] <= -2 (20 per cent; 35 per cent below -3) have [C/Fe] uniform in +0.7..+2.0
+  (others 0 +- 0.15), which strengthens CH, CN and C2 bands in the blue;
+* **weak-line blanketing that fades with Z** below [Fe/H] of about -2 (``xpdb.synth.sed``):
+  only the strong lines keep metallicity information in VMP and EMP stars;
+* **extinction that is not what the pipeline assumes**: the sky is reddened with the Zhang et
+  al. (2024) curve at the star's own R(V) (``r_v``, 3.1 +- 0.2; CCM89's R(V) term), by the
+  true E(B-V) (``ebv``), while the catalogue's SFD-like E(B-V) (``ebv_sfd``) is off by a scale
+  error (``sfd_scale``: 1.10 x, 7 per cent scatter); xpdb dereddens with the catalogue value
+  and the fixed curve, as it would for real stars;
+* **a G-dependent systematic in the blue** (``blue_systematic``): the observed flux times
+  1 + s(G) exp(-(lambda - 330 nm) / 60 nm), s(G) = 0.012 (G - 13), within +-0.05;
+* **label catalogues that disagree**: the SAGA-like labels carry a +0.10 dex offset and errors
+  that grow below [Fe/H] = -2 (0.07 + 0.08 per dex, ``LABEL_MODELS``); the PASTEL-like ones are
+  unbiased with 0.07 dex (``label_catalog``, ``label_offset``, ``label_error``);
+* **clusters that are not perfect**: members spread in [Fe/H] by ``CLUSTER_SPREAD`` around a
+  true mean (``feh_true``, 0.04 dex from the reference value), NGC 6791 has subgiants bluer
+  than (BP-RP)0 = 1.05, and every member list includes ``CONTAMINATION`` field stars
+  (``listed_cluster`` set, ``member`` false), with lower membership probabilities on average.
 """
 
 from __future__ import annotations
@@ -45,7 +71,18 @@ CLUSTERS = (
     ("NGC6791", 290.2208, 37.7717, 4100.0, 0.12, 0.31),
 )
 GROUP_FRACTIONS = {"pastel": 0.13, "saga": 0.05, "cluster": 0.015}
-LABEL_ERRORS = {"pastel": 0.07, "saga": 0.07}
+# The label catalogues: offset [dex], error above [Fe/H] = -2 [dex], its growth per dex below -2 (up to -4)
+LABEL_MODELS = {"pastel": {"offset": 0.0, "error": 0.07, "vmp_slope": 0.0},
+                "saga": {"offset": 0.10, "error": 0.07, "vmp_slope": 0.08}}
+CEMP_FRACTION = ((-3.0, 0.35), (-2.0, 0.20))  # ([Fe/H] upper limit, fraction carbon-enhanced), lowest first
+CEMP_C_FE = (0.7, 2.0)
+SFD_SCALE = (1.10, 0.07)  # catalogue E(B-V) / true E(B-V): mean and log-normal scatter
+R_V = (3.1, 0.2)
+BLUE_SYSTEMATIC = {"slope": 0.012, "g_ref": 13.0, "max": 0.05, "scale_nm": 60.0}
+CLUSTER_SPREAD = {"NGC6397": 0.04, "NGC6752": 0.04, "NGC5904": 0.05, "NGC2682": 0.03, "NGC6791": 0.05}
+CLUSTER_MEAN_SCATTER = 0.04  # true cluster mean - reference value [dex]
+CONTAMINATION = 0.15  # fraction of each member list that is field stars
+SUBGIANTS = {"NGC6791": 0.25}  # fraction of the members that are subgiants bluer than (BP-RP)0 = 1.05
 
 
 @dataclass
@@ -57,6 +94,7 @@ class XpResult:
     intrinsic: dict[str, np.ndarray]  # unreddened, same scale
     sed: np.ndarray  # the unreddened smoothed SED on the calibration grid (scaled)
     wavelength: np.ndarray
+    observed: np.ndarray | None = None  # the SED as observed: reddened, with the blue systematic (scaled)
 
 
 @dataclass
@@ -119,62 +157,108 @@ def _sphere(rng, n, min_abs_b=0.0):
     return gal.ra.deg, gal.dec.deg
 
 
+def alpha_enhancement(feh: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """[alpha/Fe]: +0.4 below [Fe/H] = -1, linearly down to 0 at [Fe/H] = 0, scatter 0.04 dex."""
+    feh = np.asarray(feh, float)
+    return np.clip(-0.4 * feh, 0.0, 0.4) + rng.normal(0, 0.04, len(feh))
+
+
+def carbon(feh: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """([C/Fe], carbon-enhanced) per star: ``CEMP_FRACTION`` of the VMP stars have [C/Fe] in ``CEMP_C_FE``."""
+    feh = np.asarray(feh, float)
+    fraction = np.zeros(len(feh))
+    for limit, f in CEMP_FRACTION:  # lowest limit first: the first that applies wins
+        fraction = np.where((feh <= limit) & (fraction == 0), f, fraction)
+    enhanced = rng.uniform(size=len(feh)) < fraction
+    c_fe = rng.normal(0, 0.15, len(feh))
+    c_fe[enhanced] = rng.uniform(*CEMP_C_FE, enhanced.sum())
+    return c_fe, enhanced
+
+
+def _field_like(rng, k, dwarf_fraction=0.08):
+    """(feh, m_g, teff, logg) of field stars: giants, a red clump and dwarfs."""
+    feh = _sample_feh(rng, k, FEH_MIXTURES["field"])
+    m_g = _absolute_mags(rng, k)
+    teff, logg = _giant_parameters(rng, m_g, feh)
+    clump = (rng.uniform(size=k) < 0.2) & (feh > -1)
+    m_g[clump] = rng.normal(0.45, 0.1, clump.sum())
+    teff[clump] = 4750 - 150 * feh[clump] + rng.normal(0, 50, clump.sum())
+    logg[clump] = rng.normal(2.4, 0.1, clump.sum())
+    dwarf = rng.uniform(size=k) < dwarf_fraction
+    teff[dwarf] = rng.uniform(4400, 6000, dwarf.sum())
+    logg[dwarf] = 4.5
+    m_g[dwarf] = 4.6 + 3.2 * (5800 - teff[dwarf]) / 1000 + rng.normal(0, 0.2, dwarf.sum())
+    return feh, m_g, teff, logg
+
+
+def _field_g(rng, k):
+    return 8.0 + 9.5 * rng.uniform(size=k) ** 0.6  # more faint stars than bright ones
+
+
 def draw_population(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Stellar parameters, target magnitudes and positions of every star (before spectra)."""
     n_pastel = int(round(GROUP_FRACTIONS["pastel"] * n))
     n_saga = int(round(GROUP_FRACTIONS["saga"] * n))
     n_per_cluster = max(8, int(round(GROUP_FRACTIONS["cluster"] * n / len(CLUSTERS))))
-    n_field = max(0, n - n_pastel - n_saga - n_per_cluster * len(CLUSTERS))
+    n_contaminants = int(round(CONTAMINATION * n_per_cluster / (1 - CONTAMINATION)))
+    n_field = max(0, n - n_pastel - n_saga - (n_per_cluster + n_contaminants) * len(CLUSTERS))
     parts = []
 
-    # field: giants, red clump, dwarfs
-    feh = _sample_feh(rng, n_field, FEH_MIXTURES["field"])
-    m_g = _absolute_mags(rng, n_field)
-    teff, logg = _giant_parameters(rng, m_g, feh)
-    clump = (rng.uniform(size=n_field) < 0.2) & (feh > -1)
-    m_g[clump] = rng.normal(0.45, 0.1, clump.sum())
-    teff[clump] = 4750 - 150 * feh[clump] + rng.normal(0, 50, clump.sum())
-    logg[clump] = rng.normal(2.4, 0.1, clump.sum())
-    dwarf = rng.uniform(size=n_field) < 0.08
-    teff[dwarf] = rng.uniform(4400, 6000, dwarf.sum())
-    logg[dwarf] = 4.5
-    m_g[dwarf] = 4.6 + 3.2 * (5800 - teff[dwarf]) / 1000 + rng.normal(0, 0.2, dwarf.sum())
-    ra, dec = _sphere(rng, n_field)
-    g = 8.0 + 9.5 * rng.uniform(size=n_field) ** 0.6  # more faint stars than bright ones
-    parts.append(dict(group=np.full(n_field, "field"), feh=feh, teff=teff, logg=logg, m_g=m_g, g=g, ra=ra, dec=dec,
-                      cluster=np.full(n_field, ""), ebv_true=None, distance=None))
+    def part(group, feh, teff, logg, m_g, g, ra, dec, cluster="", listed="", ebv_true=None, distance=None):
+        k = len(feh)
+        return dict(group=np.full(k, group), feh=feh, teff=teff, logg=logg, m_g=m_g, g=g, ra=ra % 360, dec=dec,
+                    cluster=np.full(k, cluster), listed=np.full(k, listed),
+                    ebv_true=np.full(k, np.nan) if ebv_true is None else ebv_true,
+                    distance=np.full(k, np.nan) if distance is None else distance)
 
-    for group, glim in (("pastel", (6.5, 13.0)), ("saga", (8.0, 15.0))):
+    # field: giants, red clump, dwarfs
+    feh, m_g, teff, logg = _field_like(rng, n_field)
+    ra, dec = _sphere(rng, n_field)
+    parts.append(part("field", feh, teff, logg, m_g, _field_g(rng, n_field), ra, dec))
+
+    for group in ("pastel", "saga"):
         k = n_pastel if group == "pastel" else n_saga
         feh = _sample_feh(rng, k, FEH_MIXTURES[group])
         m_g = _absolute_mags(rng, k, -2.0, 2.8)
         teff, logg = _giant_parameters(rng, m_g, feh)
         ra, dec = _sphere(rng, k, min_abs_b=15.0)
-        g = rng.uniform(*glim, k)
-        parts.append(dict(group=np.full(k, group), feh=feh, teff=teff, logg=logg, m_g=m_g, g=g, ra=ra, dec=dec,
-                          cluster=np.full(k, ""), ebv_true=None, distance=None))
+        # PASTEL-like: bright, a tail to G = 15 (the paper's training range, section 4.3); SAGA-like: 8-15
+        g = 6.5 + 8.5 * rng.uniform(size=k) ** 1.6 if group == "pastel" else rng.uniform(8.0, 15.0, k)
+        parts.append(part(group, feh, teff, logg, m_g, g, ra, dec))
 
+    cluster_truth = {}
     for name, cra, cdec, dist, ebv, cfeh in CLUSTERS:
         k = n_per_cluster
-        feh = np.clip(cfeh + rng.normal(0, 0.03, k), -4, 0.5)
+        true_mean = cfeh + rng.normal(0, CLUSTER_MEAN_SCATTER)
+        cluster_truth[name] = true_mean
+        feh = np.clip(true_mean + rng.normal(0, CLUSTER_SPREAD.get(name, 0.04), k), -4, 0.5)
         d = dist * (1 + rng.normal(0, 0.01, k))
-        m_g = _absolute_mags(rng, k, -2.5, min(3.0, 16.8 - 5 * np.log10(dist / 10) - 2.1 * ebv), 0.5)
+        m_g_max = min(3.0, 16.8 - 5 * np.log10(dist / 10) - 2.1 * ebv)
+        m_g = _absolute_mags(rng, k, -2.5, m_g_max, 0.5)
         teff, logg = _giant_parameters(rng, m_g, feh)
+        n_sub = int(round(SUBGIANTS.get(name, 0.0) * k))
+        if n_sub:  # subgiants below the giant branch's base, bluer than (BP-RP)0 = 1.05
+            m_g[:n_sub] = rng.uniform(2.0, max(2.1, m_g_max + 0.3), n_sub)
+            teff[:n_sub] = rng.uniform(5000, 5500, n_sub)
+            logg[:n_sub] = rng.uniform(3.5, 3.9, n_sub)
         r = np.abs(rng.normal(0, 0.08, k))
         phi = rng.uniform(0, 2 * np.pi, k)
         ra = cra + r * np.cos(phi) / np.cos(np.radians(cdec))
         dec = cdec + r * np.sin(phi)
-        parts.append(dict(group=np.full(k, "cluster"), feh=feh, teff=teff, logg=logg, m_g=m_g, g=np.full(k, np.nan),
-                          ra=ra % 360, dec=dec, cluster=np.full(k, name), ebv_true=np.full(k, ebv) + rng.normal(0, 0.005, k),
-                          distance=d))
-    pop = {}
-    for key in ("group", "feh", "teff", "logg", "m_g", "g", "ra", "dec", "cluster"):
-        pop[key] = np.concatenate([p[key] for p in parts])
+        parts.append(part("cluster", feh, teff, logg, m_g, np.full(k, np.nan), ra, dec, cluster=name, listed=name,
+                          ebv_true=np.full(k, ebv) + rng.normal(0, 0.005, k), distance=d))
+        # field stars in the cluster's direction that its member list includes by mistake
+        kc = n_contaminants
+        feh, m_g, teff, logg = _field_like(rng, kc, dwarf_fraction=0.3)
+        r = np.abs(rng.normal(0, 0.12, kc))
+        phi = rng.uniform(0, 2 * np.pi, kc)
+        ra = cra + r * np.cos(phi) / np.cos(np.radians(cdec))
+        dec = np.clip(cdec + r * np.sin(phi), -89.9, 89.9)
+        parts.append(part("field", feh, teff, logg, m_g, _field_g(rng, kc), ra, dec, listed=name))
+    pop = {key: np.concatenate([p[key] for p in parts])
+           for key in ("group", "feh", "teff", "logg", "m_g", "g", "ra", "dec", "cluster", "listed", "ebv_true",
+                       "distance")}
     n_all = len(pop["feh"])
-    pop["ebv_true"] = np.concatenate([p["ebv_true"] if p["ebv_true"] is not None else np.full(len(p["feh"]), np.nan)
-                                      for p in parts])
-    pop["distance"] = np.concatenate([p["distance"] if p["distance"] is not None else np.full(len(p["feh"]), np.nan)
-                                      for p in parts])
     from astropy import units as u
     from astropy.coordinates import SkyCoord
 
@@ -184,8 +268,37 @@ def draw_population(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     free = np.isnan(pop["ebv_true"])
     sinb = np.abs(np.sin(np.radians(pop["b"][free])))
     pop["ebv_true"][free] = np.clip(0.025 / np.maximum(sinb, 0.05) * np.exp(rng.normal(0, 0.4, free.sum())), 0.003, 1.5)
+    # abundance ratios and the extinction the pipeline does not know
+    pop["alpha_fe"] = alpha_enhancement(pop["feh"], rng)
+    pop["c_fe"], pop["carbon_enhanced"] = carbon(pop["feh"], rng)
+    pop["r_v"] = rng.normal(R_V[0], R_V[1], n_all)
+    pop["sfd_scale"] = SFD_SCALE[0] * np.exp(rng.normal(0, SFD_SCALE[1], n_all))
+    pop["cluster_truth"] = cluster_truth
     pop["n"] = n_all
     return pop
+
+
+def ccm_a(wavelength_nm: np.ndarray) -> np.ndarray:
+    """a(x) of Cardelli, Clayton & Mathis (1989): A(lambda)/A(V) = a + b / R(V); the R(V) term of the curve."""
+    x = 1000.0 / np.asarray(wavelength_nm, float)  # inverse micron
+    y = x - 1.82
+    optical = (1 + 0.17699 * y - 0.50447 * y ** 2 - 0.02427 * y ** 3 + 0.72085 * y ** 4 + 0.01979 * y ** 5
+               - 0.77530 * y ** 6 + 0.32999 * y ** 7)
+    return np.where(x < 1.1, 0.574 * np.clip(x, 0.3, None) ** 1.61, optical)
+
+
+def reddening_factor(wavelength_nm: np.ndarray, ebv: np.ndarray, r_v: np.ndarray) -> np.ndarray:
+    """Transmission (n, m): the Zhang et al. (2024) curve through eq. 1 at E(B-V) ``ebv``, with CCM89's
+    R(V) term for the star's own R(V): A(lambda) += (R(V) - 3.1) E(B-V) a(lambda)."""
+    zhang = 1.0 / dereddening_factor(wavelength_nm, ebv)
+    extra = (np.asarray(r_v, float) - 3.1)[:, None] * np.asarray(ebv, float)[:, None] * ccm_a(wavelength_nm)[None, :]
+    return zhang * 10 ** (-0.4 * extra)
+
+
+def blue_systematic(g: np.ndarray) -> np.ndarray:
+    """s(G): the fractional flux error at 330 nm of the G-dependent blue systematic."""
+    c = BLUE_SYSTEMATIC
+    return np.clip(c["slope"] * (np.asarray(g, float) - c["g_ref"]), -c["max"], c["max"])
 
 
 def _smoothing_matrix(wl: np.ndarray, resolution: float = RESOLUTION) -> np.ndarray:
@@ -223,7 +336,9 @@ def make_spectra(pop: dict, rng: np.random.Generator, block: int = 2000) -> tupl
     out = {name: {b: np.empty((n, K)) for b in ("bp", "rp")} for name in ("coef", "clean", "intrinsic", "errors")}
     corr = {b: np.empty((n, K * (K - 1) // 2), dtype=np.float32) for b in ("bp", "rp")}
     seds = np.empty((n, len(wl)))
-    phot = {key: np.empty(n) for key in ("G", "BP", "RP", "G0", "BP0", "RP0")}
+    observed = np.empty((n, len(wl)))
+    phot = {key: np.empty(n) for key in ("G", "BP", "RP", "G0", "BP0", "RP0", "blue_systematic")}
+    blue_shape = np.exp(-(wl - 330.0) / BLUE_SYSTEMATIC["scale_nm"])
 
     def synth_mags(coef):
         f = (coef["bp"] @ system.bases.design["bp"]) * system.merge["bp"] + \
@@ -231,12 +346,16 @@ def make_spectra(pop: dict, rng: np.random.Generator, block: int = 2000) -> tupl
         with np.errstate(invalid="ignore", divide="ignore"):
             return -2.5 * np.log10(f) + system.zero_points
 
+    def project(flux):
+        return {b: flux[:, cs] @ m.T for b, (cs, m) in projectors.items()}
+
     for start in range(0, n, block):
         sl = slice(start, min(n, start + block))
-        sed = giant_sed(wl, pop["teff"][sl], pop["logg"][sl], pop["feh"][sl]) @ smooth.T
-        red = sed / dereddening_factor(wl, pop["ebv_true"][sl])
-        intr = {b: sed[:, cs] @ m.T for b, (cs, m) in projectors.items()}
-        obs = {b: red[:, cs] @ m.T for b, (cs, m) in projectors.items()}
+        sed = giant_sed(wl, pop["teff"][sl], pop["logg"][sl], pop["feh"][sl], pop["alpha_fe"][sl],
+                        pop["c_fe"][sl]) @ smooth.T
+        red = sed * reddening_factor(wl, pop["ebv_true"][sl], pop["r_v"][sl])
+        intr = project(sed)
+        obs = project(red)
         mags_obs = synth_mags(obs)
         mags_int = synth_mags(intr)
         g_target = pop["g"][sl].copy()
@@ -244,11 +363,18 @@ def make_spectra(pop: dict, rng: np.random.Generator, block: int = 2000) -> tupl
         if cl.any():
             a_g = mags_obs[cl, 0] - mags_int[cl, 0]
             g_target[cl] = pop["m_g"][sl][cl] + 5 * np.log10(pop["distance"][sl][cl] / 10) + a_g
+        # the G-dependent systematic in the blue, on what the instrument sees (not on the intrinsic SED)
+        s_blue = blue_systematic(g_target)
+        red = red * (1.0 + s_blue[:, None] * blue_shape[None, :])
+        obs = project(red)
+        mags_obs = synth_mags(obs)
         scale = 10 ** (-0.4 * (g_target - mags_obs[:, 0]))
         for b in ("bp", "rp"):
             obs[b] *= scale[:, None]
             intr[b] *= scale[:, None]
         seds[sl] = sed * scale[:, None]
+        observed[sl] = red * scale[:, None]
+        phot["blue_systematic"][sl] = s_blue
         mags_obs = synth_mags(obs)
         mags_int = synth_mags(intr)
         for i, key in enumerate(("G", "BP", "RP")):
@@ -262,7 +388,7 @@ def make_spectra(pop: dict, rng: np.random.Generator, block: int = 2000) -> tupl
             out["intrinsic"][b][sl] = intr[b]
             out["errors"][b][sl] = errs
             corr[b][sl] = packed
-    return XpResult(out["coef"], out["errors"], corr, out["clean"], out["intrinsic"], seds, wl), phot
+    return XpResult(out["coef"], out["errors"], corr, out["clean"], out["intrinsic"], seds, wl, observed), phot
 
 
 def _source_ids(ra, dec, rng) -> np.ndarray:
@@ -300,7 +426,8 @@ def make_sky(n: int = 20000, seed: int = 42) -> Sky:
     parallax = 1000.0 / distance + rng.normal(0, 1, n_all) * plx_err
     rel = np.minimum(0.25, plx_err * distance / 1000.0)
     rgeo = distance * np.exp(rng.normal(0, 1, n_all) * rel)
-    ebv_catalogue = np.clip(pop["ebv_true"] * (1 + rng.normal(0, 0.05, n_all)) + rng.normal(0, 0.005, n_all), 0, None)
+    # the catalogue's SFD-like E(B-V): the true one times the map's scale error, plus noise
+    ebv_catalogue = np.clip(pop["ebv_true"] * pop["sfd_scale"] + rng.normal(0, 0.005, n_all), 0, None)
     bp_rp = phot["BP"] - phot["RP"]
     excess = 1.17 + 0.045 * bp_rp + np.abs(rng.normal(0, 0.015, n_all))
     bad = rng.uniform(size=n_all) < 0.015
@@ -350,29 +477,50 @@ def make_sky(n: int = 20000, seed: int = 42) -> Sky:
         cols[f"{band}_n_relevant_bases"] = masked(noise.n_relevant_bases(g_obs, K, rng), np.int16)
         cols[f"{band}_relative_shrinking"] = masked(rng.uniform(0, 0.1, n_all), np.float32)
     xp_table = pa.table(cols)
+    # the label catalogues: offsets and errors of LABEL_MODELS
+    label_catalog = np.where(np.isin(pop["group"], list(LABEL_MODELS)), pop["group"], "").astype(str)
+    label_offset = np.full(n_all, np.nan)
+    label_error = np.full(n_all, np.nan)
+    for group, model in LABEL_MODELS.items():
+        m = pop["group"] == group
+        label_offset[m] = model["offset"]
+        label_error[m] = model["error"] + model["vmp_slope"] * np.clip(-2.0 - pop["feh"][m], 0.0, 2.0)
+    listed = pop["listed"].astype(str)
     truth = pa.table({
         "source_id": source_id, "population": pop["group"].astype(str), "cluster": pop["cluster"].astype(str),
-        "teff": pop["teff"], "logg": pop["logg"], "feh": pop["feh"], "ebv": pop["ebv_true"],
+        "teff": pop["teff"], "logg": pop["logg"], "feh": pop["feh"],
+        "alpha_fe": pop["alpha_fe"], "c_fe": pop["c_fe"], "carbon_enhanced": pop["carbon_enhanced"],
+        "ebv": pop["ebv_true"], "ebv_sfd": ebv_catalogue, "sfd_scale": pop["sfd_scale"], "r_v": pop["r_v"],
+        "blue_systematic": phot["blue_systematic"],
+        "label_catalog": label_catalog, "label_offset": label_offset, "label_error": label_error,
+        "listed_cluster": listed, "member": (listed != "") & (pop["cluster"].astype(str) == listed),
         "distance_pc": distance, "m_g": pop["m_g"], "bp_rp0": phot["BP0"] - phot["RP0"], "g0": phot["G0"],
     })
     sky = Sky(gaia_source, xp_table, truth, seed=seed)
-    for group, err in LABEL_ERRORS.items():
+    for group in LABEL_MODELS:
         m = pop["group"] == group
         sky.labels[group] = pa.table({
             "source_id": source_id[m],
             "ra": pop["ra"][m], "dec": pop["dec"][m],
-            "feh": np.round(pop["feh"][m] + rng.normal(0, err, m.sum()), 2),
-            "feh_err": np.full(m.sum(), err),
+            "feh": np.round(pop["feh"][m] + label_offset[m] + rng.normal(0, 1, m.sum()) * label_error[m], 2),
+            "feh_err": np.round(label_error[m], 3),
             "teff": np.round(pop["teff"][m] + rng.normal(0, 50, m.sum())),
             "logg": np.round(pop["logg"][m] + rng.normal(0, 0.15, m.sum()), 2),
         })
     for name, cra, cdec, dist, ebv, cfeh in CLUSTERS:
-        m = pop["cluster"] == name
+        m = listed == name
+        true_member = pop["cluster"][m].astype(str) == name
+        # members mostly probable, some not; the list's field stars mostly less probable
+        probability = np.where(rng.uniform(size=m.sum()) < 0.85, rng.uniform(0.7, 1.0, m.sum()),
+                               rng.uniform(0.3, 0.7, m.sum()))
+        probability = np.where(true_member, probability, rng.uniform(0.1, 0.8, m.sum()))
         sky.members[name] = pa.table({"source_id": source_id[m], "ra": pop["ra"][m], "dec": pop["dec"][m],
-                                      "membership_probability": np.round(rng.uniform(0.6, 1.0, m.sum()), 3)})
+                                      "membership_probability": np.round(probability, 3)})
     sky.clusters = pa.table({"cluster": [c[0] for c in CLUSTERS], "ra": [c[1] for c in CLUSTERS],
                              "dec": [c[2] for c in CLUSTERS], "distance_pc": [c[3] for c in CLUSTERS],
                              "ebv": [c[4] for c in CLUSTERS], "feh_ref": [c[5] for c in CLUSTERS],
-                             "feh_ref_err": [0.03] * len(CLUSTERS)})
+                             "feh_ref_err": [0.03] * len(CLUSTERS),
+                             "feh_true": [round(float(pop["cluster_truth"][c[0]]), 4) for c in CLUSTERS],
+                             "feh_spread": [CLUSTER_SPREAD.get(c[0], 0.04) for c in CLUSTERS]})
     sky.spectra = xp
     return sky

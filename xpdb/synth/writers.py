@@ -109,10 +109,14 @@ README = """Synthetic Gaia-like data made by `xpdb synth` (seed {seed}). NOT rea
 
 gaia_source{ext}      gaia_source columns (+ ebv = E(B-V)_SFD-like, r_med_geo)
 xp_continuous{ext}    XP_CONTINUOUS in the archive layout, with correlations
-truth{ext}            the generating parameters: Teff, logg, [Fe/H], E(B-V), distance, (BP-RP)_0
-labels_pastel{ext}    PASTEL-like reference labels (training)
-labels_saga{ext}      SAGA-like reference labels (testing; no source in common with PASTEL)
-members_<cluster>{ext} members of five synthetic clusters; clusters{ext} their reference [Fe/H]
+truth{ext}            the generating parameters: Teff, logg, [Fe/H], [alpha/Fe], [C/Fe], carbon_enhanced,
+                      true E(B-V) and the catalogue's (ebv_sfd, sfd_scale), R(V), the blue systematic,
+                      the label catalogue's offset and error, cluster membership, distance, (BP-RP)_0
+labels_pastel{ext}    PASTEL-like reference labels (training; unbiased, 0.07 dex)
+labels_saga{ext}      SAGA-like reference labels (testing; no source in common with PASTEL;
+                      +0.10 dex offset and larger errors below [Fe/H] = -2)
+members_<cluster>{ext} member lists of five synthetic clusters (with field contaminants);
+                      clusters{ext} their reference [Fe/H] and the true mean
 
 Load with:
   xpdb ingest sources gaia_source{ext}
