@@ -178,17 +178,21 @@ def test_jobs_page_updates_without_reloading(browser, web_server, web_db, sql):
     job = web_db["job_id"]
     browser.get(web_server + "/jobs")
     row = f'tr[data-job="{job}"]'
-    before = wait_for(browser, row).find_elements(By.TAG_NAME, "td")[4].text
+    wait_for(browser, row)
+
+    def progress(driver) -> str | None:  # read in one script: the poller may replace the row between two calls
+        return driver.execute_script("const r = document.querySelector(arguments[0]);"
+                                     "return r ? r.cells[4].textContent.trim() : null;", row)
+
+    before = progress(browser)
     browser.execute_script("document.body.setAttribute('data-marker', 'same-document')")
     batch = sql("SELECT min(batch_id) FROM xpdb.job_batch WHERE job_id = %s AND state = 'pending'", (job,))[0][0]
     sql("UPDATE xpdb.job_batch SET state = 'done', n_predicted = n_sources, started_at = now() - interval '5 s', "
         "finished_at = now() WHERE batch_id = %s", (batch,))
     done = sql("SELECT sum(n_sources) FROM xpdb.job_batch WHERE job_id = %s AND state = 'done'", (job,))[0][0]
     total = sql("SELECT n_sources FROM xpdb.job WHERE job_id = %s", (job,))[0][0]
-    WebDriverWait(browser, 60).until(
-        lambda d: d.find_element(By.CSS_SELECTOR, row).find_elements(By.TAG_NAME, "td")[4].text != before)
-    assert browser.find_element(By.CSS_SELECTOR, row).find_elements(By.TAG_NAME, "td")[4].text == \
-        f"{done:,} / {total:,}"
+    WebDriverWait(browser, 60).until(lambda d: progress(d) not in (None, before))
+    assert progress(browser) == f"{done:,} / {total:,}"
     assert browser.find_element(By.TAG_NAME, "body").get_attribute("data-marker") == "same-document"
     assert console_errors(browser) == []
 
