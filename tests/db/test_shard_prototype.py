@@ -139,3 +139,13 @@ def test_cone_across_a_local_and_a_foreign_partition(conn, second_server):
         "SELECT source_id FROM proto.source WHERE q3c_radial_query(ra, dec, %s, %s, %s) "
         "AND source_id >= %s AND source_id < %s", (c_ra, c_dec, radius, first, end))}
     assert local_only == {s for s in expected if first <= s < end}
+
+    # OR-ed ranges (what a cone's HEALPix coverage becomes) prune too: the local pixel and one remote one
+    other = remote_pixels[0]
+    o_first, o_end = _pixel_range(other, SPLIT_ORDER)
+    two = "\n".join(r[0] for r in conn.execute(
+        "EXPLAIN SELECT source_id FROM proto.source WHERE q3c_radial_query(ra, dec, %s, %s, %s) "
+        "AND (source_id >= %s AND source_id < %s OR source_id >= %s AND source_id < %s)",
+        (c_ra, c_dec, radius, first, end, o_first, o_end)))
+    scanned = {p for p in [local_pixel, *remote_pixels] if f"source_p{p} " in two}
+    assert scanned == {local_pixel, other}, two
