@@ -602,8 +602,8 @@ class Database:
         return export_catalog(self.url, record.model_id, fmt, path, info={"model": record.ref}, progress=progress)
 
     def export_hats(self, out: str | Path, *, model: str | None = None, features: bool = False,
-                    margin_arcsec: float = 10.0, pixel_threshold: int = 1_000_000, name: str = "xpdb",
-                    progress: Progress | None = None):
+                    margin_arcsec: float = 10.0, pixel_threshold: int = 1_000_000, highest_order: int = 10,
+                    name: str = "xpdb", progress: Progress | None = None):
         """Write every source with a model's FEH/FEH_err (and optionally the 60 features) as a HATS
         collection at ``out`` (a new folder) for LSDB; returns a ``HatsExport`` (paths, rows, columns).
 
@@ -629,7 +629,7 @@ class Database:
                 record = None
         return export_hats(self.url, Path(out), model_id=record.model_id if record else None,
                            model_ref=record.ref if record else None, features=features, name=name,
-                           margin_arcsec=margin_arcsec, pixel_threshold=pixel_threshold,
+                           margin_arcsec=margin_arcsec, pixel_threshold=pixel_threshold, highest_order=highest_order,
                            info={"producer": f"xpdb {__version__}"}, progress=progress)
 
     def report(self, out: str | Path, *, model: str | None = None) -> Path:

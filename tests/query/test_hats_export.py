@@ -68,7 +68,7 @@ def _import_other(path, ra, dec, oid):
     pq.write_table(pa.table({"oid": oid, "ra_other": ra, "dec_other": dec}), path / "other.parquet")
     args = ImportArguments(output_artifact_name="other", output_path=path, input_file_list=[path / "other.parquet"],
                            file_reader="parquet", ra_column="ra_other", dec_column="dec_other", pixel_threshold=60,
-                           highest_healpix_order=9, progress_bar=False, resume=False, tmp_dir=path / "tmp")
+                           highest_healpix_order=8, progress_bar=False, resume=False, tmp_dir=path / "tmp")
     with Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address="127.0.0.1:0",
                 worker_dashboard_address="127.0.0.1:0", local_directory=str(path / "dask")) as client:
         pipeline_with_client(args, client)
@@ -82,7 +82,9 @@ def test_hats_export_cone_and_crossmatch_agree_with_the_database(db_url, conn, t
     mid, ids, ra, dec = _sky(db_url, conn, tmp_path)
     out = tmp_path / "hats"
     with xpdb.connect(db_url) as db:
-        result = db.export_hats(out, features=True, pixel_threshold=150)
+        # order 8 at most: hats-import's binning histograms the whole sky at the highest order (a fixed
+        # ~15 s at its default 10 on this machine), and 0.2 deg pixels are plenty for a 2 x 2 deg sky
+        result = db.export_hats(out, features=True, pixel_threshold=150, highest_order=8)
     assert result.rows == N and result.model == "hand:1"
     assert result.margin_path is not None and result.margin_path.is_dir()
 
@@ -143,7 +145,7 @@ def test_cli_export_hats_without_model_and_refuses_an_existing_folder(db_url, tm
     ingest_file(db_url, "sources", tmp_path / "s.csv")
     runner = CliRunner()
     out = tmp_path / "h"
-    first = runner.invoke(app, ["export", "hats", "--out", str(out), "--margin", "0"])
+    first = runner.invoke(app, ["export", "hats", "--out", str(out), "--margin", "0", "--highest-order", "5"])
     assert first.exit_code == 0, first.output
     assert "50 sources without predictions" in " ".join(first.output.split())
     frame = lsdb.read_hats(out, columns="all").compute()

@@ -142,6 +142,8 @@ def export_hats(
                                  "LSDB uses it for complete cross-matches at partition edges."),
     pixel_threshold: int = typer.Option(1_000_000, "--pixel-threshold", min=1,
                                         help="Most rows in one HEALPix partition file."),
+    highest_order: int = typer.Option(10, "--highest-order", min=0, max=19,
+                                      help="Deepest HEALPix order of a partition (hats-import's highest_healpix_order)."),
     name: str = typer.Option("xpdb", "--name", help="Name of the catalogue inside the collection."),
     threads: int = typer.Option(1, "--threads", min=1, help="Threads for hats-import (in this process)."),
 ) -> None:
@@ -153,7 +155,8 @@ def export_hats(
     try:
         with progress_bar("stage rows", unit="rows") as update:
             result = run(session().url, out, model_id=model_id, model_ref=model_ref, features=features, name=name,
-                         margin_arcsec=margin, pixel_threshold=pixel_threshold, threads=threads, progress=update,
+                         margin_arcsec=margin, pixel_threshold=pixel_threshold, highest_order=highest_order,
+                         threads=threads, progress=update,
                          info={"producer": f"xpdb {__version__}"})
     except HatsExportError as exc:
         fail(str(exc))

@@ -186,7 +186,6 @@ def stage_parquet(conn: psycopg.Connection, folder: Path, cols, schema, model_id
     files: list[Path] = []
     writer = None
     in_file = done = 0
-    pending = b""
 
     def write(table) -> None:
         nonlocal writer, in_file, done
@@ -207,16 +206,17 @@ def stage_parquet(conn: psycopg.Connection, folder: Path, cols, schema, model_id
         if progress:
             progress(done, total)
 
+    buffer = bytearray()  # appended in place: COPY hands over a few kB at a time
     with conn.cursor() as cur:
         with cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)") as copy:
             for data in copy:
-                pending += bytes(data)
-                if len(pending) >= block_bytes:
-                    cut = pending.rfind(b"\n") + 1
-                    write(_parse(pending[:cut], cols, schema))
-                    pending = pending[cut:]
-    if pending:
-        write(_parse(pending, cols, schema))
+                buffer += data
+                if len(buffer) >= block_bytes:
+                    cut = buffer.rfind(b"\n") + 1
+                    write(_parse(bytes(buffer[:cut]), cols, schema))
+                    del buffer[:cut]
+    if buffer:
+        write(_parse(bytes(buffer), cols, schema))
     if writer is not None:
         writer.close()
     return files, done
@@ -275,8 +275,12 @@ def export_hats(url: str, out: Path, *, model_id: int | None = None, model_ref: 
             pq.write_table(schema.empty_table(), schema_file)
             default_columns = ",".join(c for c in ("source_id", "ra", "dec", "PHOT_G_MEAN_MAG", "FEH", "FEH_err")
                                        if c in schema.names)
-            _run_import(out, name, files, schema_file, rows, margin_arcsec, pixel_threshold, highest_order,
-                        threads, staging, info, default_columns)
+            try:
+                _run_import(out, name, files, schema_file, rows, margin_arcsec, pixel_threshold, highest_order,
+                            threads, staging, info, default_columns)
+            except BaseException:
+                shutil.rmtree(out, ignore_errors=True)  # no half-written collection left behind
+                raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     margin = out / _margin_name(name, margin_arcsec) if margin_arcsec > 0 else None
