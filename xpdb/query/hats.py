@@ -207,6 +207,10 @@ def stage_parquet(conn: psycopg.Connection, folder: Path, cols, schema, model_id
             progress(done, total)
 
     buffer = bytearray()  # appended in place: COPY hands over a few kB at a time
+    # the CSV text must round-trip every float bit for bit (shortest exact digits, PostgreSQL >= 12)
+    # and carry bytea as hex, whatever the server's or the role's defaults
+    conn.execute("SET extra_float_digits = 1")
+    conn.execute("SET bytea_output = 'hex'")
     with conn.cursor() as cur:
         with cur.copy(f"COPY ({sql}) TO STDOUT (FORMAT csv)") as copy:
             for data in copy:
