@@ -90,6 +90,13 @@ def test_hats_export_cone_and_crossmatch_agree_with_the_database(db_url, conn, t
     assert result.rows == N and result.model == "hand:1"
     assert result.margin_path is not None and result.margin_path.is_dir()
 
+    properties = (result.catalog_path / "hats.properties").read_text().splitlines()
+    assert {"xpdb_model=hand:1", "xpdb_preprocessing=test-1", "hats_cols_sort=source_id"} <= set(properties)
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(result.catalog_path / "dataset" / "_common_metadata")
+    assert schema.field("ra").metadata[b"unit"] == b"deg" and b"UA-CSNet" in schema.field("FEH").metadata[b"description"]
+
     cat = lsdb.read_hats(out, columns="all")  # default: the hats_cols_default subset
     assert cat.margin is not None  # the collection's default margin is opened with the catalogue
     assert len(cat.get_healpix_pixels()) >= 8  # several partitions, so cones and matches cross edges
