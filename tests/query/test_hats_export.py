@@ -163,3 +163,14 @@ def test_cli_export_hats_without_model_and_refuses_an_existing_folder(db_url, tm
     assert sorted(frame["source_id"]) == list(range(10, 60)) and "FEH" not in frame.columns
     again = runner.invoke(app, ["export", "hats", "--out", str(out)])
     assert again.exit_code == 1 and "already exists; remove it" in " ".join(again.output.split())
+
+
+def test_missing_hats_packages_give_the_install_command(monkeypatch, tmp_path):
+    import sys
+
+    from xpdb.query.hats import HatsExportError, export_hats
+
+    monkeypatch.setitem(sys.modules, "hats_import", None)  # as if not installed
+    with pytest.raises(HatsExportError, match=r"pip install 'xpdb\[hats\]'"):
+        export_hats("postgresql:///never-reached", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
