@@ -612,6 +612,37 @@ class Database:
         record = self.model(model)
         return export_catalog(self.url, record.model_id, fmt, path, info={"model": record.ref}, progress=progress)
 
+    def export_hats(self, out: str | Path, *, model: str | None = None, features: bool = False,
+                    margin_arcsec: float = 10.0, pixel_threshold: int = 1_000_000, highest_order: int = 10,
+                    name: str = "xpdb", progress: Progress | None = None):
+        """Write every source with a model's FEH/FEH_err (and optionally the 60 features) as a HATS
+        collection at ``out`` (a new folder) for LSDB; returns a ``HatsExport`` (paths, rows, columns).
+
+        ``model`` defaults to the catalogue's model; with no model trained the sources are written
+        alone. Needs ``pip install 'xpdb[hats]'``.
+
+        Examples
+        --------
+        >>> db.export_hats("xpdb_hats").rows                                  # doctest: +SKIP
+        20931
+        >>> import lsdb; lsdb.read_hats("xpdb_hats").cone_search(229.64, 2.08, 600).compute()  # doctest: +SKIP
+        """
+        from xpdb import __version__
+        from xpdb.query.hats import export_hats
+
+        record = None
+        if model is not None:
+            record = self.model(model)
+        else:
+            try:
+                record = self.model()
+            except XpdbError:
+                record = None
+        return export_hats(self.url, Path(out), model_id=record.model_id if record else None,
+                           model_ref=record.ref if record else None, features=features, name=name,
+                           margin_arcsec=margin_arcsec, pixel_threshold=pixel_threshold, highest_order=highest_order,
+                           info={"producer": f"xpdb {__version__}"}, progress=progress)
+
     def report(self, out: str | Path, *, model: str | None = None) -> Path:
         """The validation report (figures and an HTML page) of a model; returns the page's path.
 

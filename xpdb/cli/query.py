@@ -131,3 +131,37 @@ def export_catalog(
                 info={"model": model_ref, "producer": f"xpdb {__version__}",
                       "description": "UA-CSNet [Fe/H] catalogue (Yang et al.), columns as their Table 2"})
     console.print(f"{n:,} rows of {model_ref} written to {out}")
+
+
+@export_app.command("hats")
+def export_hats(
+    out: Path = typer.Option(..., "--out", help="The HATS collection folder to create (must not exist)."),
+    model: str = typer.Option(None, "--model", help="NAME[:VERSION] for FEH/FEH_err (default: the catalogue's model)."),
+    features: bool = typer.Option(False, "--features", help="Add the 60 stored features (xp_flux, xp_flux_error)."),
+    margin: float = typer.Option(10.0, "--margin", min=0, help="Margin catalogue width in arcsec (0: none); "
+                                 "LSDB uses it for complete cross-matches at partition edges."),
+    pixel_threshold: int = typer.Option(1_000_000, "--pixel-threshold", min=1,
+                                        help="Most rows in one HEALPix partition file."),
+    highest_order: int = typer.Option(10, "--highest-order", min=0, max=19,
+                                      help="Deepest HEALPix order of a partition (hats-import's highest_healpix_order)."),
+    name: str = typer.Option("xpdb", "--name", help="Name of the catalogue inside the collection."),
+    threads: int = typer.Option(1, "--threads", min=1, help="Threads for hats-import (in this process)."),
+) -> None:
+    """Every source with a model's [Fe/H] as a HATS catalogue (HEALPix-partitioned Parquet) for LSDB."""
+    from xpdb import __version__
+    from xpdb.query.hats import HatsExportError, export_hats as run
+
+    model_id, model_ref = _model_id(model)
+    try:
+        with progress_bar("stage rows", unit="rows") as update:
+            result = run(session().url, out, model_id=model_id, model_ref=model_ref, features=features, name=name,
+                         margin_arcsec=margin, pixel_threshold=pixel_threshold, highest_order=highest_order,
+                         threads=threads, progress=update,
+                         info={"producer": f"xpdb {__version__}"})
+    except HatsExportError as exc:
+        fail(str(exc))
+    what = f"with {model_ref}" if model_ref else "without predictions (no model trained)"
+    console.print(f"{result.rows:,} sources {what} written as HATS to {result.path} "
+                  f"(catalogue {result.catalog_path.name}"
+                  + (f", margin {result.margin_path.name}" if result.margin_path else "") + ")", highlight=False)
+    console.print(f"open it with: import lsdb; lsdb.read_hats({str(result.path)!r})", highlight=False)
