@@ -617,8 +617,14 @@ def _tabledata(data: bytes):
         try:
             columns.append(_text_column(f, column))
         except ValueError as exc:
-            raise ValueError(f"column {f.name!r}: {exc}") from None
+            raise _column_error(f, exc) from None
     return root, None, fields, columns
+
+
+def _column_error(f: _Field, exc: Exception) -> ValueError:
+    """``row N, column 'name': why`` from a column's ``row N: why`` (or ``column 'name': why``)."""
+    m = re.match(r"row (\d+): (.*)", str(exc), re.S)
+    return ValueError(f"row {m.group(1)}, column {f.name!r}: {m.group(2)}" if m else f"column {f.name!r}: {exc}")
 
 
 def _text_column(f: _Field, cells: list[str]) -> pa.Array:
@@ -643,7 +649,10 @@ def _text_column(f: _Field, cells: list[str]) -> pa.Array:
             try:
                 values[i] = parse(c)
             except ValueError:
-                raise ValueError(f"row {i + 1}: {c[:40]!r} is not a number") from None
+                what = "a number" if native.kind == "f" else "an integer"
+                raise ValueError(f"row {i + 1}: {c[:40]!r} is not {what}") from None
+            except OverflowError:
+                raise ValueError(f"row {i + 1}: {c[:40]} is outside the range of {f.datatype}") from None
         if f.null is not None:
             null |= values == f.null
         return pa.array(values, mask=null if null.any() else None)
@@ -654,15 +663,25 @@ def _text_column(f: _Field, cells: list[str]) -> pa.Array:
             return _lists(flat, counts, f)
     pieces, counts = [], np.zeros(len(cells), dtype=np.int64)
     for i, c in enumerate(cells):
-        if c.strip():
-            values = np.fromstring(c, dtype=native, sep=" ") if native.kind == "f" else \
-                np.array(c.split(), dtype=native)
-            if native.kind == "f" and len(values) != len(c.split()) if len(c) < 64 else False:
-                raise ValueError(f"row {i + 1}: not a list of numbers")
+        tokens = c.split()
+        if tokens:
+            try:
+                values = np.array(tokens, dtype=native)
+            except (ValueError, OverflowError):
+                bad = next((t for t in tokens if not _is_number(t, native)), tokens[0])
+                raise ValueError(f"row {i + 1}: unparseable number {bad[:40]!r}") from None
             pieces.append(values)
             counts[i] = len(values)
     flat = np.concatenate(pieces) if pieces else np.empty(0, dtype=native)
     return _lists(flat, counts, f)
+
+
+def _is_number(token: str, dtype: np.dtype) -> bool:
+    try:
+        np.array([token], dtype=dtype)
+    except (ValueError, OverflowError):
+        return False
+    return True
 
 
 def _float_lists(cells: list[str], native: np.dtype) -> tuple[np.ndarray, np.ndarray] | None:
