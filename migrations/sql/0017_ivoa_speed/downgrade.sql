@@ -36,3 +36,5 @@ WHERE o.model_id = (SELECT m.model_id FROM xpdb.model AS m
                     ORDER BY m.created_at DESC, m.model_id DESC LIMIT 1)
   AND o.anomaly_score IS NOT NULL
 ORDER BY o.anomaly_score DESC;
+
+DROP TABLE IF EXISTS xpdb.uws_upload;

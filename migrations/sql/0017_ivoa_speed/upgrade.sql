@@ -39,3 +39,21 @@ WHERE o.model_id = (SELECT m.model_id FROM xpdb.model AS m
                     ORDER BY m.created_at DESC, m.model_id DESC LIMIT 1)
   AND o.anomaly_score IS NOT NULL
 ORDER BY o.anomaly_score DESC;
+
+-- The tables a TAP asynchronous job uploads (UPLOAD=name,param:part or an http(s) URL): kept as sent until the
+-- job runs (a job may run after a restart), removed with the job. Service bookkeeping, not public.
+CREATE TABLE IF NOT EXISTS xpdb.uws_upload (
+    job_id  text NOT NULL REFERENCES xpdb.uws_job ON DELETE CASCADE,
+    name    text NOT NULL,
+    source  text NOT NULL,
+    content bytea NOT NULL,
+    PRIMARY KEY (job_id, name)
+);
+COMMENT ON TABLE xpdb.uws_upload IS 'Uploaded tables (TAP_UPLOAD) of TAP asynchronous jobs, as sent; service bookkeeping, not public';
+DO $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'xpdb_reader') THEN
+    REVOKE ALL ON xpdb.uws_upload FROM xpdb_reader;
+  END IF;
+END
+$$;
