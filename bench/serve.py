@@ -267,7 +267,13 @@ def at_revision_of(url: str, source: str) -> str:
                           env={**os.environ, "PYTHONPATH": str(Path(source).resolve()), "PYTHONDONTWRITEBYTECODE": "1"},
                           cwd=str(Path(source).resolve()), capture_output=True, text=True, check=True).stdout.strip()
     if current_revision(url) != head:
-        downgrade(url, head)
+        from alembic.util.exc import CommandError
+
+        try:
+            downgrade(url, head)
+        except CommandError:
+            raise SystemExit(f"{source}'s migration head {head} is not in this checkout's chain (the branches have "
+                             "diverged): merge or rebase first, or compare with a checkout this one descends from")
     print(f"baseline: xpdb of {source} (schema at its head {head})")
     return source
 
