@@ -14,10 +14,17 @@ for async steps) with QUERY_STATUS OK. Prints requests/s and p50/p99 latency ove
 per kind; exits 1 if any request failed.
 
     python bench/serve.py [--clients 16] [--seconds 30] [--n 200000] [--processes 1] [--compare]
+                          [--baseline-src ../main]
 
 ``--compare`` runs the load twice on the same database, first with astropy writing the
 VOTables (``XPDB_SERVE_VOTABLE_WRITER=astropy``, the baseline) then with xpdb's writer, and
 prints requests/s and p50 of both with their ratio.
+
+``--baseline-src DIR`` runs the load twice on the same database, first with the xpdb of
+another checkout (e.g. the main branch: its server process imports ``DIR/xpdb``, and the
+database is first taken down to that checkout's migration head) then with this one (the
+database migrated back up), and prints both with their ratio. Every run prints the load
+average before and after it (the machine may be shared).
 """
 
 from __future__ import annotations
@@ -49,6 +56,7 @@ from xpdb.ingest.runs import ingest_file  # noqa: E402
 PATCH = (140.0, 160.0, 10.0, 30.0)  # ra min, ra max, dec min, dec max
 RADIUS = 0.1
 MIX = (("scs", 45), ("tap", 45), ("async", 10))
+ISSUE_FIGURE = (73.0, 165.0)  # requests/s and p50 ms of this load test when issue 19 was filed
 SERVE = "import typer; from xpdb.cli.serve import serve; typer.run(serve)"
 
 
@@ -99,17 +107,22 @@ def build(n: int) -> str:
     return url
 
 
-def start_server(url: str, pool: int, processes: int, writer: str | None = None) -> tuple[subprocess.Popen, str]:
+def start_server(url: str, pool: int, processes: int, writer: str | None = None,
+                 source: str | None = None) -> tuple[subprocess.Popen, str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {**os.environ, "XPDB_DATABASE_URL": url,
            "XPDB_READER_URL": os.environ.get("XPDB_READER_URL") or with_user(url, "xpdb_reader")}
+    if source:  # another checkout's xpdb (the baseline of --baseline-src)
+        env["PYTHONPATH"] = os.pathsep.join([str(Path(source).resolve()), env.get("PYTHONPATH", "")])
+        env["PYTHONDONTWRITEBYTECODE"] = "1"  # leave the other checkout as it is
     if writer:
         env["XPDB_SERVE_VOTABLE_WRITER"] = writer
+    # ``python -c`` imports from its working directory first: the baseline runs in its own checkout
     process = subprocess.Popen([sys.executable, "-c", SERVE, "--host", "127.0.0.1", "--port", str(port),
                                 "--pool", str(pool), "--processes", str(processes), "--log-level", "warning"],
-                               env=env)
+                               env=env, cwd=str(Path(source).resolve()) if source else None)
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     with requests.Session() as session:
@@ -222,15 +235,21 @@ def stats(records, seconds: float) -> dict[str, tuple[float, float]]:
     return out
 
 
-def load(url: str, args, writer: str | None):
-    """Start a server (with ``writer``), warm it up, run the load test; its records."""
-    process, base = start_server(url, args.pool, args.processes, writer)
+def load(url: str, args, writer: str | None, source: str | None = None):
+    """Start a server (with ``writer``, or another checkout's xpdb), warm it up, run the load test; its records."""
+    process, base = start_server(url, args.pool, args.processes, writer, source)
     try:
         run(base, args.clients, 2.0, seed=99)  # warm-up, not counted
         print(f"{args.clients} clients for {args.seconds:g} s against {base} ({args.processes} server process(es), "
-              f"VOTable writer {writer or 'default'}) (mix {', '.join(f'{k} {w}%' for k, w in MIX)}; "
-              f"{os.cpu_count()} CPUs shared with PostgreSQL)", flush=True)
-        return run(base, args.clients, args.seconds)
+              f"{'xpdb of ' + source if source else 'this xpdb'}, VOTable writer {writer or 'default'}) "
+              f"(mix {', '.join(f'{k} {w}%' for k, w in MIX)}; {os.cpu_count()} CPUs shared with PostgreSQL)",
+              flush=True)
+        before = os.getloadavg()
+        records = run(base, args.clients, args.seconds)
+        after = os.getloadavg()
+        print(f"load average (1, 5, 15 min) before {before[0]:.2f} {before[1]:.2f} {before[2]:.2f}, "
+              f"after {after[0]:.2f} {after[1]:.2f} {after[2]:.2f}", flush=True)
+        return records
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -240,6 +259,25 @@ def load(url: str, args, writer: str | None):
             process.wait()
 
 
+def at_revision_of(url: str, source: str) -> str:
+    """Take the database to the migration head of checkout ``source`` (what its server expects); ``source``."""
+    from xpdb.db.migrate import current_revision, downgrade
+
+    head = subprocess.run([sys.executable, "-c", "from xpdb.db.migrate import head_revision; print(head_revision())"],
+                          env={**os.environ, "PYTHONPATH": str(Path(source).resolve()), "PYTHONDONTWRITEBYTECODE": "1"},
+                          cwd=str(Path(source).resolve()), capture_output=True, text=True, check=True).stdout.strip()
+    if current_revision(url) != head:
+        from alembic.util.exc import CommandError
+
+        try:
+            downgrade(url, head)
+        except CommandError:
+            raise SystemExit(f"{source}'s migration head {head} is not in this checkout's chain (the branches have "
+                             "diverged): merge or rebase first, or compare with a checkout this one descends from")
+    print(f"baseline: xpdb of {source} (schema at its head {head})")
+    return source
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=16)
@@ -247,6 +285,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200_000)
     parser.add_argument("--pool", type=int, default=8, help="read-only connections per server process")
     parser.add_argument("--processes", type=int, default=1, help="server processes (xpdb serve --processes)")
+    parser.add_argument("--baseline-src", metavar="DIR",
+                        help="run first with the xpdb of checkout DIR (its schema), then with this one; print both")
     parser.add_argument("--compare", action="store_true",
                         help="run twice: astropy's VOTable writer (the baseline, as before issue 19), then xpdb's; "
                              "print both with their ratio")
@@ -254,9 +294,16 @@ def main() -> None:
     if not 0 < args.seconds <= 600 or not 0 < args.clients <= 256:
         raise SystemExit("keep the run bounded: 0 < --seconds <= 600, 0 < --clients <= 256")
     url = build(args.n)
-    if args.compare:
-        base_records = load(url, args, "astropy")
-        new_records = load(url, args, "numpy")
+    if args.compare or args.baseline_src:
+        if args.baseline_src:
+            base_records = load(url, args, None, source=at_revision_of(url, args.baseline_src))
+            from xpdb.db.migrate import upgrade
+
+            upgrade(url)
+            new_records = load(url, args, None)
+        else:
+            base_records = load(url, args, "astropy")
+            new_records = load(url, args, "numpy")
         errors = report(new_records, args.seconds) + sum(not r[2] for r in base_records)
         before, after = stats(base_records, args.seconds), stats(new_records, args.seconds)
         print(f"\n{'kind':<8s} {'req/s':>8s} {'baseline':>9s} {'ratio':>6s}   {'p50 ms':>7s} {'baseline':>9s} {'ratio':>6s}")
@@ -264,6 +311,10 @@ def main() -> None:
             (rate, p50), (rate0, p500) = after[kind], before.get(kind, (float("nan"), float("nan")))
             print(f"{kind:<8s} {rate:>8.1f} {rate0:>9.1f} {rate / rate0:>6.2f}   {p50:>7.1f} {p500:>9.1f} "
                   f"{p50 / p500:>6.2f}")
+        rate, p50 = after["all"]
+        print(f"\nissue 19's figure when it was filed (16 clients, another moment on a shared machine): "
+              f"{ISSUE_FIGURE[0]:g} requests/s, p50 {ISSUE_FIGURE[1]:g} ms; this run: {rate / ISSUE_FIGURE[0]:.2f}x "
+              f"the requests/s, p50 {p50:.0f} ms")
         sys.exit(1 if errors else 0)
     records = load(url, args, None)
     errors = report(records, args.seconds)

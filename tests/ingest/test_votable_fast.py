@@ -10,6 +10,7 @@ import pytest
 from astropy.io.votable import from_table, parse_single_table
 from astropy.table import MaskedColumn, Table
 
+from tests.conftest import real_path
 from xpdb.ingest.votable_fast import Unsupported, read_votable
 
 
@@ -71,3 +72,113 @@ def test_tabledata_with_entities_and_odd_cells_goes_through_the_xml_parser():
     data = _document("tabledata").replace(b"<TD>star 1</TD>", b"<TD/>")
     ours, _ = read_votable(data)
     assert ours.column("name").to_pylist()[1] is None and ours.column("name").to_pylist()[3] == "star 3"
+
+
+# -- real archive files, and the same rows in every VOTable serialization ------------------------------------
+def _astropy_table(data: bytes):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return parse_single_table(io.BytesIO(data)).to_table(use_names_over_ids=True)
+
+
+def _assert_same_as_astropy(data: bytes) -> int:
+    """Every column of xpdb's reading equals astropy's (values, NULLs, array lengths); the number of rows."""
+    ours, _ = read_votable(data)
+    theirs = _astropy_table(data)
+    assert ours.column_names == list(theirs.colnames)
+    for name in theirs.colnames:
+        got = ours.column(name).to_pylist()
+        want = theirs[name]
+        assert len(got) == len(want), name
+        for i, (g, w) in enumerate(zip(got, want)):
+            if np.ma.is_masked(w) and np.ndim(w) == 0:
+                assert g is None, (name, i)
+            elif isinstance(g, list) or g is None:
+                # at the FIELD's precision (astropy reads TABLEDATA float arrays as float64)
+                dtype = ours.column(name).type.value_type.to_pandas_dtype()
+                w = np.ma.filled(np.ma.asarray(w).astype(dtype), np.nan)
+                if len(w) == 0:
+                    assert g is None or g == [], (name, i)
+                else:
+                    np.testing.assert_array_equal(np.asarray(g, dtype=dtype), w, err_msg=f"{name} row {i}")
+            elif isinstance(g, float):
+                assert (np.isnan(g) and np.isnan(w)) or g == w, (name, i, g, w)
+            else:
+                assert g == w, (name, i, g, w)
+    return ours.num_rows
+
+
+@pytest.mark.real_data
+@pytest.mark.parametrize("parts", [("gaiaxpy", "XP_CONTINUOUS_RAW.xml"),
+                                   ("xp_chunk", "xp_continuous_combined_weiler2023_examples.vot")])
+def test_real_archive_files_read_as_astropy_reads_them(parts):
+    data = real_path(*parts).read_bytes()
+    assert _assert_same_as_astropy(data) >= 2
+
+
+@pytest.mark.real_data
+@pytest.mark.parametrize("fmt", ["binary2", "binary", "tabledata"])
+def test_real_rows_in_every_serialization(fmt):
+    """The archive's rows (one without BP) written by astropy as BINARY2, BINARY and TABLEDATA."""
+    from astropy.table import vstack
+
+    rows = _astropy_table(real_path("gaiaxpy", "XP_CONTINUOUS_RAW.xml").read_bytes())
+    more = _astropy_table(real_path("xp_chunk", "xp_continuous_combined_weiler2023_examples.vot").read_bytes())
+    table = vstack([rows, more[rows.colnames]], metadata_conflicts="silent")
+    for name in ("bp_coefficients", "bp_coefficient_errors", "bp_coefficient_correlations"):
+        cells = np.empty(len(table), dtype=object)
+        cells[:] = [np.ma.masked_array(np.asarray(v), mask=np.zeros(len(v), dtype=bool)) for v in table[name]]
+        cells[1] = np.ma.masked_array(np.zeros(0), mask=np.zeros(0, dtype=bool))  # a source without BP
+        table[name] = cells
+    vot = from_table(table)
+    vot.get_first_table().format = fmt
+    out = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        vot.to_xml(out)
+    assert _assert_same_as_astropy(out.getvalue()) == len(table)
+
+
+@pytest.mark.parametrize("plain", [True, False])
+def test_tabledata_errors_name_the_row_and_column(plain):
+    """In plain TABLEDATA (cells found by the compiled scan) and in TABLEDATA the XML parser reads."""
+    data = _document("tabledata")
+    assert b"<TD/>" in data  # astropy writes the NULL short as <TD/>: the XML parser reads this document
+    if plain:
+        data = data.replace(b"<TD/>", b"<TD></TD>")
+    row4 = data.split(b"<TR>")[4]
+    coefficients = row4.split(b"<TD>")[5].split(b"</TD>")[0]
+    damaged = coefficients.replace(b" ", b" 1.5x ", 1)
+    with pytest.raises(ValueError, match=r"row 4, column 'coefficients': unparseable number '1\.5x'"):
+        read_votable(data.replace(coefficients, damaged))
+    source = row4.split(b"<TD>")[1].split(b"</TD>")[0]
+    with pytest.raises(ValueError, match=r"row 4, column 'source_id': 'nine' is not an integer"):
+        read_votable(data.replace(b"<TD>" + source + b"</TD>", b"<TD>nine</TD>", 1))
+    with pytest.raises(ValueError, match=r"row 4, column 'n': 70000 is outside the range of short"):
+        read_votable(data.replace(row4, row4.replace(b"<TD>3</TD>", b"<TD>70000</TD>", 1)))
+
+
+def test_binary_truncation_names_the_row_and_column():
+    data = _document("binary2", n=7)
+    start = data.index(b">", data.index(b"<STREAM")) + 1
+    end = data.index(b"</STREAM>")
+    import base64
+
+    raw = base64.b64decode(data[start:end])
+    cut = base64.b64encode(raw[:len(raw) - 200])  # inside the last row's coefficients
+    with pytest.raises(ValueError, match=r"row 7, column 'coefficients': the binary stream ends inside the row"):
+        read_votable(data[:start] + cut + data[end:])
+
+
+def test_ingest_reports_the_file_for_bad_tabledata(db_url, tmp_path):
+    from xpdb.ingest.readers import IngestFileError
+    from xpdb.ingest.runs import ingest_file
+
+    data = _document("tabledata")
+    row4 = data.split(b"<TR>")[4]
+    coefficients = row4.split(b"<TD>")[5].split(b"</TD>")[0]
+    path = tmp_path / "bad.vot"
+    path.write_bytes(data.replace(coefficients, coefficients.replace(b" ", b" 1.5x ", 1)))
+    with pytest.raises(IngestFileError) as info:
+        ingest_file(db_url, "xp", path)
+    assert "bad.vot" in str(info.value) and "row 4, column 'coefficients'" in str(info.value)

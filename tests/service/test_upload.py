@@ -101,10 +101,49 @@ def test_upload_by_url(server, small_server, sources, http):
     assert "upload-http" not in http.get(small_server + "/tap/capabilities").text
 
 
-def test_async_jobs_refuse_uploads(server, http):
-    response = http.post(server + "/tap/async", data={"LANG": "ADQL", "QUERY": "SELECT * FROM TAP_UPLOAD.t",
-                                                      "UPLOAD": "t,param:t"}, files={"t": ("t.csv", b"a\n1\n")})
-    assert response.status_code == 400 and "/tap/sync" in response.text
+def _run_async(http, server, data, files=None):
+    created = http.post(server + "/tap/async", data={**data, "PHASE": "RUN"}, files=files, allow_redirects=False)
+    assert created.status_code == 303, created.text
+    url = created.headers["location"]
+    phase = ""
+    for _ in range(60):
+        phase = http.get(url, params={"WAIT": 5}).text.split("<uws:phase>", 1)[1].split("<", 1)[0]
+        if phase not in ("PENDING", "QUEUED", "EXECUTING"):
+            break
+    return url, phase
+
+
+def test_async_job_joins_its_uploaded_table(server, sources, http, service_db):
+    """UPLOAD at job creation: the table is kept with the job, joined when it runs, removed with it."""
+    ids = [s[0] for s in sources[:2]] + [12345]
+    csv = "source_id,tag\n" + "".join(f"{i},t{k}\n" for k, i in enumerate(ids))
+    query = ("SELECT u.tag, g.source_id FROM TAP_UPLOAD.mine AS u JOIN xpdb.gaia_source AS g "
+             "ON g.source_id = u.source_id ORDER BY u.tag")
+    url, phase = _run_async(http, server, {"LANG": "ADQL", "QUERY": query, "UPLOAD": "mine,param:t",
+                                           "RESPONSEFORMAT": "csv"}, files={"t": ("mine.csv", csv.encode())})
+    assert phase == "COMPLETED", http.get(url + "/error").text
+    result = http.get(url + "/results/result").text.split()
+    assert result == ["tag,source_id", f"t0,{ids[0]}", f"t1,{ids[1]}"]
+    job_id = url.rstrip("/").rsplit("/", 1)[1]
+    with psycopg.connect(service_db["url"]) as conn:
+        assert conn.execute("SELECT name, source FROM xpdb.uws_upload WHERE job_id = %s", (job_id,)).fetchall() == \
+            [("mine", "param:t (mine.csv)")]
+        assert http.delete(url, allow_redirects=False).status_code == 303
+        assert conn.execute("SELECT count(*) FROM xpdb.uws_upload WHERE job_id = %s", (job_id,)).fetchone()[0] == 0
+
+
+def test_async_upload_errors_at_creation(server, small_server, http):
+    query = "SELECT * FROM TAP_UPLOAD.t"
+    bad = http.post(server + "/tap/async", data={"LANG": "ADQL", "QUERY": query, "UPLOAD": "t,param:t"},
+                    files={"t": ("t.csv", b"a,b\n1\n2,3,4\n")}, allow_redirects=False)
+    assert bad.status_code == 400 and "upload error" in bad.text and "t.csv" in bad.text, bad.text
+    missing = http.post(server + "/tap/async", data={"LANG": "ADQL", "QUERY": query, "UPLOAD": "t,param:other"},
+                        files={"t": ("t.csv", b"a\n1\n")}, allow_redirects=False)
+    assert missing.status_code == 400 and "no file part 'other'" in missing.text
+    big = "a\n" + "".join(f"{i}\n" for i in range(50))  # the small server accepts 20 rows
+    refused = http.post(small_server + "/tap/async", data={"LANG": "ADQL", "QUERY": query, "UPLOAD": "t,param:t"},
+                        files={"t": ("t.csv", big.encode())}, allow_redirects=False)
+    assert refused.status_code == 400 and "20" in refused.text, refused.text
 
 
 def test_capabilities_declare_inline_upload(server, http):

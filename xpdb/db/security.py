@@ -14,7 +14,7 @@ from xpdb.config import READER_ROLE
 # service bookkeeping: never readable by the read-only role (nor published in TAP_SCHEMA)
 INTERNAL_RELATIONS = (
     "xpdb.model", "xpdb.ingest_run", "xpdb.ingest_reject", "xpdb.job", "xpdb.job_batch", "xpdb.alembic_version",
-    "xpdb.uws_job", "xpdb.uws_result", "xpdb.service_user", "xpdb.security_revoked", "tap_schema.column_meta",
+    "xpdb.uws_job", "xpdb.uws_result", "xpdb.uws_upload", "xpdb.service_user", "xpdb.security_revoked", "tap_schema.column_meta",
 )
 # functions that write, signal, change settings or show other sessions: a sample of each kind
 FORBIDDEN_FUNCTIONS = (

@@ -291,7 +291,7 @@ class TableReader:
             try:
                 with self._binary_stream() as fh:
                     data = fh.read()
-                self._arrow, self.meta = votable_fast.read_votable(data)
+                self._arrow, self.meta = votable_fast.open_votable(data)  # BINARY: columns cut per chunk
                 del data
                 self.n_rows = self._arrow.num_rows
                 return

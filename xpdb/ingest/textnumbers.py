@@ -69,19 +69,23 @@ def _trimmed_span(data, a, b):
 
 
 @nb.njit(cache=True, nogil=True, error_model="numpy")
-def _count_tokens(data, offsets, valid):
-    """Numbers per row (commas + 1 inside the brackets); 0 for NULL or empty rows."""
-    n = offsets.shape[0] - 1
+def _count_tokens(data, starts, ends, valid, spaced):
+    """Numbers per row (commas + 1 inside the brackets; with ``spaced``, runs of non-blanks); 0 for NULL or
+    empty rows."""
+    n = starts.shape[0]
     lengths = np.zeros(n, np.int32)
     for i in range(n):
         if not valid[i]:
             continue
-        a, b = _trimmed_span(data, offsets[i], offsets[i + 1])
+        a, b = _trimmed_span(data, starts[i], ends[i])
         if a == b:
             continue
         count = 1
         for k in range(a, b):
-            if data[k] == 44:
+            if spaced:
+                if _is_space(data[k]) and not _is_space(data[k - 1]):
+                    count += 1
+            elif data[k] == 44:
                 count += 1
         lengths[i] = count
     return lengths
@@ -198,13 +202,23 @@ def _libc_value(data, s, e, single, scratch, c_locale):
 
 
 @nb.njit(cache=True, nogil=True, error_model="numpy")
-def _general_token(data, s, b, single, scratch, c_locale):
-    """Any token starting at ``data[s]`` (words, spaces, long mantissas, junk): (ok, value, end, comma)."""
+def _general_token(data, s, b, single, scratch, c_locale, spaced):
+    """Any token starting at ``data[s]`` (words, spaces, long mantissas, junk): (ok, value, end, separator).
+
+    ``spaced``: tokens are separated by blanks (VOTable TABLEDATA arrays), not commas.
+    """
     status, v, e = _parse_number(data, s, b)
     p = e
-    while p < b and _is_space(data[p]):
-        p += 1
-    if p < b and data[p] != 44:  # trailing text: the whole token is bad
+    if spaced:
+        if p < b and not _is_space(data[p]):  # trailing text: the whole token is bad
+            status = _NOT_A_NUMBER
+            while p < b and not _is_space(data[p]):
+                p += 1
+            e = p
+    else:
+        while p < b and _is_space(data[p]):
+            p += 1
+    if not spaced and p < b and data[p] != 44:  # trailing text: the whole token is bad
         status = _NOT_A_NUMBER
         while p < b and data[p] != 44:
             p += 1
@@ -241,7 +255,7 @@ def _bits(typingctx, value_type):
 
 
 @nb.njit(cache=True, nogil=True, error_model="numpy")
-def _fill_rows(data, offsets, valid, out, single, scratch, c_locale):
+def _fill_rows(data, starts, ends, valid, out, single, scratch, c_locale, spaced):
     """Parse every row into ``out[i, :length]``, NaN after; (lengths, first bad token and its span, fits).
 
     One pass over the text. ``fits`` is False, and the work incomplete, when a row holds
@@ -250,20 +264,20 @@ def _fill_rows(data, offsets, valid, out, single, scratch, c_locale):
     ``_general_token``. The common case repeats ``_parse_number``'s scan on purpose: as an
     inlined call returning a tuple it made the whole parse a third slower.
     """
-    n = offsets.shape[0] - 1
+    n = starts.shape[0]
     width = out.shape[1]
     lengths = np.zeros(n, np.int32)
     bad_token = np.full(n, -1, np.int64)
     bad_span = np.zeros((n, 2), np.int64)
     for i in range(n):
-        a, b = _trimmed_span(data, offsets[i], offsets[i + 1])
+        a, b = _trimmed_span(data, starts[i], ends[i])
         j = 0
         if valid[i] and a < b:
             p = a
             while True:
                 if j == width:
                     return lengths, bad_token, bad_span, False
-                while p < b and data[p] == 32:
+                while p < b and (data[p] == 32 or (spaced and _is_space(data[p]))):
                     p += 1
                 s = p
                 neg = False
@@ -305,7 +319,8 @@ def _fill_rows(data, offsets, valid, out, single, scratch, c_locale):
                     if p == q:
                         digits = 0
                     e += -x if en else x
-                if 0 < digits <= 15 and (p == b or data[p] == 44) and -22 <= e <= 22:
+                if 0 < digits <= 15 and (p == b or (_is_space(data[p]) if spaced else data[p] == 44)) \
+                        and -22 <= e <= 22:
                     v = np.float64(m)
                     v = v * _POW10[e] if e >= 0 else v / _POW10[-e]
                     if neg:
@@ -313,7 +328,7 @@ def _fill_rows(data, offsets, valid, out, single, scratch, c_locale):
                     if single and _float32_risk(v):
                         ok, v = _libc_value(data, s, p, single, scratch, c_locale)
                 else:
-                    ok, v, e2, p = _general_token(data, s, b, single, scratch, c_locale)
+                    ok, v, e2, p = _general_token(data, s, b, single, scratch, c_locale, spaced)
                     if not ok:
                         if bad_token[i] < 0:
                             bad_token[i] = j
@@ -357,11 +372,12 @@ def parse_number_lists(arr: pa.Array | pa.ChunkedArray, dtype) -> tuple[np.ndarr
     pieces = arr.chunks if isinstance(arr, pa.ChunkedArray) else [arr]
     parts = [_buffers(piece) for piece in pieces]
     n = sum(len(valid) for _, _, valid in parts)
-    width = next((int(_count_tokens(data, offsets[:65], valid[:64]).max()) for data, offsets, valid in parts
-                  if len(valid)), 0)
+    width = next((int(_count_tokens(data, offsets[:-1][:64], offsets[1:][:64], valid[:64], False).max())
+                  for data, offsets, valid in parts if len(valid)), 0)
     result = _parse_parts(parts, n, width, dtype)
     if result is None:
-        width = max((int(_count_tokens(*part).max()) for part in parts if len(part[2])), default=0)
+        width = max((int(_count_tokens(data, offsets[:-1], offsets[1:], valid, False).max())
+                     for data, offsets, valid in parts if len(valid)), default=0)
         result = _parse_parts(parts, n, width, dtype)
     return result
 
@@ -376,8 +392,9 @@ def _parse_parts(parts, n: int, width: int, dtype):
     row0 = 0
     for data, offsets, valid in parts:
         rows = len(valid)
-        piece_lengths, bad_token, bad_span, fits = _fill_rows(data, offsets, valid, values[row0:row0 + rows],
-                                                              single, scratch, _C_LOCALE)
+        piece_lengths, bad_token, bad_span, fits = _fill_rows(data, offsets[:-1], offsets[1:], valid,
+                                                              values[row0:row0 + rows], single, scratch, _C_LOCALE,
+                                                              False)
         if not fits:
             return None
         lengths[row0:row0 + rows] = piece_lengths
@@ -387,6 +404,37 @@ def _parse_parts(parts, n: int, width: int, dtype):
             bad[row0 + int(row)] = f"unparseable number {token!r}"
         row0 += rows
     return values, lengths, lengths == 0, bad
+
+
+def parse_number_spans(data: np.ndarray, starts: np.ndarray, ends: np.ndarray, dtype, *, spaced: bool,
+                       width: int | None = None) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+    """Number lists at ``data[starts[i]:ends[i]]`` (bytes, read in place) -> (values (n, width), lengths, bad rows).
+
+    ``spaced``: numbers separated by blanks (VOTable TABLEDATA) instead of commas. ``width``, when known
+    (a fixed arraysize), saves the counting pass; a row holding more numbers than it says is
+    counted again. Empty cells have length 0. ``bad rows`` maps a row index to the unparseable token.
+    """
+    starts = np.ascontiguousarray(starts, dtype=np.int64)
+    ends = np.ascontiguousarray(ends, dtype=np.int64)
+    n = len(starts)
+    valid = np.ones(n, dtype=bool)
+    single = np.dtype(dtype) == np.float32
+    scratch = np.zeros(_SCRATCH_BYTES, np.uint8)
+    for attempt in range(2):
+        if attempt:  # a row is wider than the first rows: count them all
+            width = int(_count_tokens(data, starts, ends, valid, spaced).max())
+        elif width is None:  # arrays of one length per column, as archives write them: the first rows tell
+            width = int(_count_tokens(data, starts[:64], ends[:64], valid[:64], spaced).max()) if n else 0
+        values = np.empty((n, width), dtype=dtype)
+        lengths, bad_token, bad_span, fits = _fill_rows(data, starts, ends, valid, values, single, scratch,
+                                                        _C_LOCALE, spaced)
+        if fits:
+            break
+    bad = {}
+    for row in np.flatnonzero(bad_token >= 0):
+        start, stop = bad_span[row]
+        bad[int(row)] = f"unparseable number {bytes(data[start:stop]).decode('utf-8', errors='replace')!r}"
+    return values, lengths, bad
 
 
 def warm_up() -> None:

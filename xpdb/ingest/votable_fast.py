@@ -21,6 +21,7 @@ import binascii
 import re
 import xml.etree.ElementTree as ET
 
+import numba as nb
 import numpy as np
 import pyarrow as pa
 
@@ -61,17 +62,33 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
+_DATA = re.compile(rb"<(?:\w+:)?(TABLEDATA|BINARY2|BINARY|FITS)\b")
 _STREAM = re.compile(rb"<(?:\w+:)?STREAM\b[^>]*>", re.S)
 
 
-def read_votable(data: bytes) -> tuple[pa.Table, dict]:
-    """The first TABLE of a VOTable document as an Arrow table, and the document's INFO/PARAM values."""
-    match = _STREAM.search(data)
+def _b64decode(stream: memoryview) -> bytes:
+    """Base64 with line breaks and blanks skipped: pybase64 (SIMD) when installed, else binascii (~5x slower)."""
+    try:
+        import pybase64
+    except ImportError:  # pragma: no cover - pybase64 is a declared dependency
+        return binascii.a2b_base64(stream)
+    return pybase64.b64decode(stream, validate=False)
+
+
+def open_votable(data: bytes) -> tuple[pa.Table | BinaryRows | TextRows, dict]:
+    """The first TABLE of a VOTable document, and the document's INFO/PARAM values.
+
+    A BINARY/BINARY2 table comes as :class:`BinaryRows` (decoded and walked; columns are cut by
+    ``slice``), plain TABLEDATA as :class:`TextRows` (cells located; numbers parsed by ``slice``), other
+    TABLEDATA as an Arrow table.
+    """
+    first = _DATA.search(data)  # the first table's DATA serialization: near the top, found fast
+    match = _STREAM.search(data, first.end()) if first and first.group(1) != b"TABLEDATA" else None
     if match:
-        end = data.find(b"</", match.end())
+        end = data.find(b"<", match.end())  # memchr: base64 has no '<'
         if end < 0:
             raise ValueError("the VOTable ends inside its STREAM (truncated)")
-        stream = data[match.end():end]
+        stream = memoryview(data)[match.end():end]
         skeleton = data[:match.end()] + data[end:]
     else:
         stream, skeleton = None, data
@@ -82,21 +99,29 @@ def read_votable(data: bytes) -> tuple[pa.Table, dict]:
         if stream_el.get("href") or (stream_el.get("encoding") or "base64") != "base64":
             raise Unsupported("STREAM by reference or not base64")
         try:
-            raw = binascii.a2b_base64(stream)  # skips the line breaks and blanks of the stream
-        except binascii.Error as exc:
+            raw = _b64decode(stream)
+        except (binascii.Error, ValueError) as exc:
             raise ValueError(f"the base64 STREAM is truncated or damaged ({exc})") from None
-        columns = _binary_columns(np.frombuffer(raw, dtype=np.uint8), fields, kind == "BINARY2")
+        del stream
+        rows = BinaryRows(np.frombuffer(raw, dtype=np.uint8), fields, kind == "BINARY2")
     else:
         quick = _plain_tabledata(data)
         if quick is not None:
-            root, fields, columns = quick
+            root, fields, rows = quick
         else:
             root, table, fields, columns = _tabledata(data)
+            rows = pa.table(columns, names=[f.name for f in fields])
     meta = {}
     for element in root.iter():
         if _local(element.tag) in ("INFO", "PARAM") and element.get("name"):
             meta.setdefault(element.get("name"), element.get("value"))
-    return pa.table(columns, names=[f.name for f in fields]), meta
+    return rows, meta
+
+
+def read_votable(data: bytes) -> tuple[pa.Table, dict]:
+    """The first TABLE of a VOTable document as an Arrow table, and the document's INFO/PARAM values."""
+    rows, meta = open_votable(data)
+    return (rows.slice(0) if isinstance(rows, (BinaryRows, TextRows)) else rows), meta
 
 
 def _first_table(root):
@@ -115,49 +140,110 @@ def _first_table(root):
 
 
 # -- binary ------------------------------------------------------------------------------------
-def _binary_columns(buf: np.ndarray, fields: list[_Field], binary2: bool) -> list[pa.Array]:
-    nf = len(fields)
-    nb = (nf + 7) // 8 if binary2 else 0
-    sizes = [None if f.variable else f.count * f.dtype.itemsize for f in fields]
-    elsize = [f.dtype.itemsize for f in fields]
-    raw = buf.tobytes()
-    total = len(raw)
-    starts: list[list[int]] = [[] for _ in fields]
-    counts: list[list[int]] = [[] for _ in fields]
-    row_starts: list[int] = []
-    pos = 0
-    from_bytes = int.from_bytes
+@nb.njit(cache=True, nogil=True)
+def _walk(buf, n_bitmap, sizes, itemsizes, row_starts, starts, counts):
+    """Walk a BINARY/BINARY2 stream row by row: where each row and cell starts, and each variable cell's length.
+
+    ``sizes[j]`` is field j's byte size, -1 for a variable-length field (a 4-byte big-endian element count
+    then the elements). With empty output arrays nothing is stored (a first pass that counts the rows).
+    Returns (rows, bad_row, bad_field): bad_row > 0 is the 1-based row where the stream ends inside
+    field ``bad_field`` (truncated, or a damaged length).
+    """
+    total = buf.shape[0]
+    nf = sizes.shape[0]
+    store = row_starts.shape[0] > 0
+    pos = np.int64(0)
+    row = 0
     while pos < total:
-        row_starts.append(pos)
-        pos += nb
+        if store:
+            row_starts[row] = pos
+        pos += n_bitmap
+        if pos > total:
+            return row, row + 1, 0
         for j in range(nf):
             size = sizes[j]
-            if size is None:
-                n = from_bytes(raw[pos:pos + 4], "big")
-                starts[j].append(pos + 4)
-                counts[j].append(n)
-                pos += 4 + n * elsize[j]
+            if size < 0:
+                if pos + 4 > total:
+                    return row, row + 1, j
+                n = (np.int64(buf[pos]) << 24) | (np.int64(buf[pos + 1]) << 16) | \
+                    (np.int64(buf[pos + 2]) << 8) | np.int64(buf[pos + 3])
+                if store:
+                    starts[row, j] = pos + 4
+                    counts[row, j] = n
+                pos += 4 + n * itemsizes[j]
             else:
-                starts[j].append(pos)
+                if store:
+                    starts[row, j] = pos
                 pos += size
-        if pos > total:
-            raise ValueError(f"the binary stream ends inside row {len(row_starts)} (truncated)")
-    n_rows = len(row_starts)
-    nulls = None
-    if binary2 and n_rows:
-        rows = np.asarray(row_starts, dtype=np.int64)
-        bitmap = buf[rows[:, None] + np.arange(nb)]
-        nulls = np.unpackbits(bitmap, axis=1)[:, :nf].astype(bool)
-    out = []
-    for j, f in enumerate(fields):
-        s = np.asarray(starts[j], dtype=np.int64)
-        null = nulls[:, j] if nulls is not None else np.zeros(n_rows, dtype=bool)
-        if f.variable:
-            c = np.asarray(counts[j], dtype=np.int64)
-            out.append(_variable(buf, raw, s, c, f, null))
-        else:
-            out.append(_fixed(buf, s, f, null))
-    return out
+            if pos > total:
+                return row, row + 1, j
+        row += 1
+    return row, 0, 0
+
+
+@nb.njit(cache=True, nogil=True)
+def _gather(buf, starts, nbytes, out):
+    """Concatenate the byte runs ``buf[starts[i]:starts[i] + nbytes[i]]`` into ``out``."""
+    k = 0
+    for i in range(starts.shape[0]):
+        s = starts[i]
+        for b in range(nbytes[i]):
+            out[k + b] = buf[s + b]
+        k += nbytes[i]
+
+
+class BinaryRows:
+    """A decoded BINARY/BINARY2 stream whose row and cell positions are known; columns are cut per slice.
+
+    It answers ``num_rows``, ``column_names`` and ``slice(offset, length)`` (an Arrow table) as an Arrow
+    table does, so that ingest converts each chunk's rows while the previous chunk is being copied.
+    """
+
+    def __init__(self, buf: np.ndarray, fields: list[_Field], binary2: bool):
+        nf = len(fields)
+        if nf == 0:
+            raise ValueError("the TABLE has no FIELD")
+        for f in fields:
+            if f.variable and f.datatype == "boolean":
+                raise Unsupported("variable-length boolean arrays")
+        nb_ = (nf + 7) // 8 if binary2 else 0
+        sizes = np.array([-1 if f.variable else f.count * f.dtype.itemsize for f in fields], dtype=np.int64)
+        itemsizes = np.array([f.dtype.itemsize for f in fields], dtype=np.int64)
+        if not binary2 and not (sizes != 0).any():
+            raise Unsupported("BINARY rows of zero bytes")
+        empty1, empty2 = np.empty(0, dtype=np.int64), np.empty((0, nf), dtype=np.int64)
+        n_rows, bad_row, bad_field = _walk(buf, nb_, sizes, itemsizes, empty1, empty2, empty2)
+        if bad_row:
+            raise ValueError(f"row {bad_row}, column {fields[bad_field].name!r}: the binary stream ends inside "
+                             "the row (truncated, or a damaged array length)")
+        row_starts = np.empty(n_rows, dtype=np.int64)
+        starts = np.empty((n_rows, nf), dtype=np.int64)
+        counts = np.zeros((n_rows, nf), dtype=np.int64)
+        _walk(buf, nb_, sizes, itemsizes, row_starts, starts, counts)
+        self.nulls = None
+        if binary2 and n_rows:
+            bitmap = buf[row_starts[:, None] + np.arange(nb_)]
+            self.nulls = np.unpackbits(bitmap, axis=1)[:, :nf].astype(bool)
+        self.buf, self.fields, self.num_rows = buf, fields, n_rows
+        self.starts, self.counts = starts.T.copy(), counts.T.copy()  # one contiguous row of positions per field
+        self.column_names = [f.name for f in fields]
+
+    def slice(self, offset: int = 0, length: int | None = None) -> pa.Table:
+        """Rows ``offset`` .. ``offset + length - 1`` as an Arrow table."""
+        stop = self.num_rows if length is None else min(self.num_rows, offset + length)
+        offset = min(offset, stop)
+        columns = []
+        for j, f in enumerate(self.fields):
+            s = self.starts[j, offset:stop]
+            null = self.nulls[offset:stop, j] if self.nulls is not None else np.zeros(stop - offset, dtype=bool)
+            try:
+                if f.variable:
+                    columns.append(_variable(self.buf, s, self.counts[j, offset:stop], f, null))
+                else:
+                    columns.append(_fixed(self.buf, s, f, null))
+            except ValueError as exc:
+                raise ValueError(f"column {f.name!r}, rows {offset + 1}-{stop}: {exc}") from None
+        return pa.table(columns, names=self.column_names)
 
 
 def _cells(buf: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
@@ -165,21 +251,44 @@ def _cells(buf: np.ndarray, starts: np.ndarray, width: int) -> np.ndarray:
     m = len(starts)
     if m == 0 or width == 0:
         return np.zeros((m, width), dtype=np.uint8)
-    step = int(starts[1] - starts[0]) if m > 1 else width
-    if m == 1 or (step > 0 and (np.diff(starts) == step).all()):
-        view = np.lib.stride_tricks.as_strided(buf[int(starts[0]):], shape=(m, width), strides=(step, 1),
-                                               writeable=False)
-        return np.ascontiguousarray(view)
-    return buf[starts[:, None] + np.arange(width)]
+    step = _even_step(starts)
+    if step is not None:
+        return np.ascontiguousarray(np.ndarray((m, width), dtype=np.uint8, buffer=buf, offset=int(starts[0]),
+                                               strides=(step, 1)))
+    out = np.empty(m * width, dtype=np.uint8)
+    _gather(buf, starts, np.full(m, width, dtype=np.int64), out)
+    return out.reshape(m, width)
+
+
+def _even_step(starts: np.ndarray) -> int | None:
+    """The distance between consecutive ``starts`` when it is constant (and positive), else None."""
+    if len(starts) < 2:
+        return 1
+    step = int(starts[1] - starts[0])
+    return step if step > 0 and (np.diff(starts) == step).all() else None
+
+
+def _numbers(buf: np.ndarray, starts: np.ndarray, count: int, dtype: np.dtype) -> np.ndarray:
+    """(rows, count) big-endian numbers starting at ``starts``, in native byte order (one copy when the rows
+    are evenly spaced: a strided big-endian view converted by numpy in one pass)."""
+    m = len(starts)
+    native = dtype.newbyteorder("=")
+    if m == 0 or count == 0:
+        return np.zeros((m, count), dtype=native)
+    step = _even_step(starts)
+    if step is not None:
+        view = np.ndarray((m, count), dtype=dtype, buffer=buf, offset=int(starts[0]), strides=(step, dtype.itemsize))
+        return view.astype(native)
+    return _cells(buf, starts, count * dtype.itemsize).view(dtype).astype(native)
 
 
 def _fixed(buf: np.ndarray, starts: np.ndarray, f: _Field, null: np.ndarray) -> pa.Array:
-    cells = _cells(buf, starts, f.count * f.dtype.itemsize)
-    if f.text:
-        return _text_array([bytes(r) for r in cells], f, null)
-    if f.datatype == "boolean":
+    if f.text or f.datatype == "boolean":
+        cells = _cells(buf, starts, f.count * f.dtype.itemsize)
+        if f.text:
+            return _text_array([bytes(r) for r in cells], f, null)
         return _booleans(cells[:, 0], null)
-    values = cells.view(f.dtype).astype(f.dtype.newbyteorder("="))
+    values = _numbers(buf, starts, f.count, f.dtype)
     if f.scalar:
         values = values.reshape(-1)
         if f.null is not None:
@@ -188,23 +297,25 @@ def _fixed(buf: np.ndarray, starts: np.ndarray, f: _Field, null: np.ndarray) -> 
     return pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), f.count)
 
 
-def _variable(buf, raw: bytes, starts: np.ndarray, counts: np.ndarray, f: _Field, null: np.ndarray) -> pa.Array:
+def _variable(buf: np.ndarray, starts: np.ndarray, counts: np.ndarray, f: _Field, null: np.ndarray) -> pa.Array:
+    nbytes = counts * f.dtype.itemsize
     if f.text:
-        return _text_array([raw[s:s + n * f.dtype.itemsize] for s, n in zip(starts.tolist(), counts.tolist())],
-                           f, null)
-    if f.datatype == "boolean":
-        raise Unsupported("variable-length boolean arrays")
+        raw = buf.data.cast("B")
+        return _text_array([bytes(raw[s:s + n]) for s, n in zip(starts.tolist(), nbytes.tolist())], f, null)
     native = f.dtype.newbyteorder("=")
     m = len(counts)
-    if m and (counts == counts[0]).all():
-        flat = _cells(buf, starts, int(counts[0]) * f.dtype.itemsize).view(f.dtype).astype(native).reshape(-1)
+    if m and (counts == counts[0]).all():  # every cell the same length (the archive's files): one strided copy
+        flat = _numbers(buf, starts, int(counts[0]), f.dtype).reshape(-1)
     else:
-        pieces = [np.frombuffer(raw, dtype=f.dtype, count=int(k), offset=int(o))
-                  for k, o in zip(counts.tolist(), starts.tolist()) if k]
-        flat = np.concatenate(pieces).astype(native) if pieces else np.empty(0, dtype=native)
-    offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int32)
+        gathered = np.empty(int(nbytes.sum()), dtype=np.uint8)
+        _gather(buf, starts, nbytes, gathered)
+        flat = gathered.view(f.dtype).astype(native)
+    offsets = np.concatenate(([0], np.cumsum(counts)))
+    if offsets[-1] > np.iinfo(np.int32).max:
+        raise ValueError("more than 2**31 array elements in one column: read fewer rows at a time")
     missing = null | (counts == 0)
-    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat), mask=pa.array(missing) if missing.any() else None)
+    return pa.ListArray.from_arrays(pa.array(offsets.astype(np.int32)), pa.array(flat),
+                                    mask=pa.array(missing) if missing.any() else None)
 
 
 def _booleans(codes: np.ndarray, null: np.ndarray) -> pa.Array:
@@ -223,35 +334,241 @@ def _text_array(cells: list[bytes], f: _Field, null: np.ndarray) -> pa.Array:
 
 
 # -- TABLEDATA ---------------------------------------------------------------------------------
-_TD = re.compile(rb"<TD>([^<]*)</TD>")
+@nb.njit(cache=True, nogil=True, inline="always")
+def _blank(c):
+    return c == 32 or c == 9 or c == 13 or c == 10
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _tag(data, p, b, tag):
+    """True when ``data[p:]`` starts with the bytes of ``tag``."""
+    if p + tag.shape[0] > b:
+        return False
+    for k in range(tag.shape[0]):
+        if data[p + k] != tag[k]:
+            return False
+    return True
+
+
+_memchr = nb.types.ExternalFunction("memchr", nb.types.intp(nb.types.intp, nb.types.int32, nb.types.intp))
+_TR, _TR_END = np.frombuffer(b"<TR>", np.uint8), np.frombuffer(b"</TR>", np.uint8)
+_TD_OPEN, _TD_END = np.frombuffer(b"<TD>", np.uint8), np.frombuffer(b"</TD>", np.uint8)
+
+
+@nb.njit(cache=True, nogil=True)
+def _scan_tabledata(data, p, nf, capacity, tr, tr_end, td, td_end):
+    """Where each ``<TD>`` cell's text starts and ends, for plain TABLEDATA rows from ``data[p]`` on.
+
+    Plain: ``<TR>`` then exactly ``nf`` ``<TD>text</TD>`` then ``</TR>``, blanks between, no attribute,
+    comment or CDATA (the caller refuses entities). A cell's end is found by the C library's ``memchr``. Returns (starts, ends, rows, stop): ``stop`` is where the rows end (the
+    caller checks ``</TABLEDATA>`` is there), -1 when the text is not plain (the XML parser reads it).
+    """
+    b = data.shape[0]
+    base = data.ctypes.data
+    starts = np.empty((capacity, nf), np.int64)
+    ends = np.empty((capacity, nf), np.int64)
+    row = 0
+    while True:
+        while p < b and _blank(data[p]):
+            p += 1
+        if not _tag(data, p, b, tr):
+            return starts[:row], ends[:row], row, p
+        p += 4
+        if row == starts.shape[0]:
+            grown = max(16, 2 * row)
+            s2, e2 = np.empty((grown, nf), np.int64), np.empty((grown, nf), np.int64)
+            s2[:row], e2[:row] = starts[:row], ends[:row]
+            starts, ends = s2, e2
+        for j in range(nf):
+            while p < b and _blank(data[p]):
+                p += 1
+            if not _tag(data, p, b, td):
+                return starts[:0], ends[:0], 0, -1
+            p += 4
+            starts[row, j] = p
+            found = _memchr(base + p, 60, b - p)  # the next '<' (the caller refuses '&' entities)
+            if found == 0:
+                return starts[:0], ends[:0], 0, -1
+            p = found - base
+            ends[row, j] = p
+            if not _tag(data, p, b, td_end):
+                return starts[:0], ends[:0], 0, -1
+            p += 5
+        while p < b and _blank(data[p]):
+            p += 1
+        if not _tag(data, p, b, tr_end):
+            return starts[:0], ends[:0], 0, -1
+        p += 5
+        row += 1
+
+
+@nb.njit(cache=True, nogil=True)
+def _parse_ints(data, starts, ends, out, null):
+    """Decimal integers at ``data[starts[i]:ends[i]]`` (blanks around) into ``out``; blank cells NULL.
+
+    Returns the first row that is not a plain decimal integer within int64 (-1 when none): the caller
+    reads that one with Python (hexadecimal, say) or reports it.
+    """
+    for i in range(starts.shape[0]):
+        p, b = starts[i], ends[i]
+        while p < b and _blank(data[p]):
+            p += 1
+        while b > p and _blank(data[b - 1]):
+            b -= 1
+        if p == b:
+            null[i] = True
+            out[i] = 0
+            continue
+        neg = data[p] == 45
+        if data[p] == 45 or data[p] == 43:
+            p += 1
+        if p == b:
+            return i
+        m = np.int64(0)
+        while p < b:
+            d = np.int64(data[p]) - 48
+            if d < 0 or d > 9 or m > (np.int64(9223372036854775807) - d) // 10:
+                return i
+            m = m * 10 + d
+            p += 1
+        out[i] = -m if neg else m
+    return -1
 
 
 def _plain_tabledata(data: bytes):
-    """(root, fields, columns) when the first TABLE's TABLEDATA is plain - ``<TR><TD>text</TD>...</TR>`` with no
-    attributes, entities, comments or CDATA, every row complete, and one TABLE - cut by a regular expression
-    instead of an XML parser; None otherwise (iterparse reads it)."""
+    """(root, fields, TextRows) when the first TABLE's TABLEDATA is plain - ``<TR><TD>text</TD>...</TR>`` with no
+    attributes, entities, comments or CDATA, every row complete, and one TABLE - its cells found by one
+    compiled scan instead of an XML parser; None otherwise (iterparse reads it)."""
     start = data.find(b"<TABLEDATA>")
-    end = data.find(b"</TABLEDATA>", start)
-    if start < 0 or end < 0 or data.count(b"<TABLE", 0, start) != 1:
+    if start < 0 or data.count(b"<TABLE", 0, start) != 1:
         return None
-    body = data[start + len(b"<TABLEDATA>"):end]
-    if b"&" in body:  # entities: the XML parser decodes them
+    from xpdb.ingest import textnumbers
+
+    _text_pool().submit(textnumbers.warm_up)  # loads the number parser (numba) while the cells are found
+    buf = np.frombuffer(data, dtype=np.uint8)
+    header = data.rfind(b"<FIELD", 0, start)
+    nf = data.count(b"<FIELD", 0, start)
+    if nf == 0 or header < 0:
         return None
-    root = ET.fromstring(data[:start] + b"<TABLEDATA/>" + data[end + len(b"</TABLEDATA>"):])
+    first_row = data.find(b"</TR>", start)
+    guess = (len(data) - start) // max(first_row - start, 1) + 16 if first_row > 0 else 16
+    starts, ends, rows, stop = _scan_tabledata(buf, start + len(b"<TABLEDATA>"), nf, guess, _TR, _TR_END, _TD_OPEN,
+                                               _TD_END)
+    if stop < 0 or data[stop:stop + len(b"</TABLEDATA>")] != b"</TABLEDATA>" or data.find(b"&", start, stop) >= 0:
+        return None  # not plain, or entities (the XML parser decodes them)
+    root = ET.fromstring(data[:start] + b"<TABLEDATA/>" + data[stop + len(b"</TABLEDATA>"):])
     _, fields, kind = _first_table(root)
-    # a cell with attributes, markup, CDATA or <TD/> is not matched, and the count below then differs
-    cells = _TD.findall(body)
-    rows = body.count(b"<TR>")
-    if rows != body.count(b"</TR>") or len(cells) != rows * len(fields):
+    if len(fields) != nf:  # a FIELD elsewhere (a GROUP, a comment): the XML parser knows
         return None
-    columns = []
-    for j, f in enumerate(fields):
-        texts = [c.decode("utf-8") for c in cells[j::len(fields)]]
+    return root, fields, TextRows(buf, fields, starts, ends)
+
+
+_TEXT_POOL = None
+
+
+def _text_pool():
+    """Two threads parsing TABLEDATA number columns side by side (the numba parser releases the GIL)."""
+    global _TEXT_POOL
+    if _TEXT_POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _TEXT_POOL = ThreadPoolExecutor(max_workers=2, thread_name_prefix="xpdb-votable")
+    return _TEXT_POOL
+
+
+class TextRows:
+    """Plain TABLEDATA whose cells have been located; numbers are parsed per slice, in place.
+
+    Like :class:`BinaryRows` it answers ``num_rows``, ``column_names`` and ``slice(offset, length)``,
+    so that ingest parses each chunk while the previous one is being copied.
+    """
+
+    def __init__(self, buf: np.ndarray, fields: list[_Field], starts: np.ndarray, ends: np.ndarray):
+        self.buf, self.fields = buf, fields
+        self.starts, self.ends = starts.T.copy(), ends.T.copy()
+        self.num_rows = starts.shape[0]
+        self.column_names = [f.name for f in fields]
+
+    def slice(self, offset: int = 0, length: int | None = None) -> pa.Table:
+        """Rows ``offset`` .. ``offset + length - 1`` as an Arrow table."""
+        stop = self.num_rows if length is None else min(self.num_rows, offset + length)
+        offset = min(offset, stop)
+        jobs = [_text_pool().submit(self._column, j, offset, stop) for j in range(len(self.fields))]
+        return pa.table([job.result() for job in jobs], names=self.column_names)
+
+    def _column(self, j: int, offset: int, stop: int) -> pa.Array:
+        f = self.fields[j]
+        s, e = self.starts[j, offset:stop], self.ends[j, offset:stop]
         try:
-            columns.append(_text_column(f, texts))
+            return _span_column(self.buf, s, e, f)
+        except _BadCell as bad:
+            raise ValueError(f"row {offset + bad.row + 1}, column {f.name!r}: {bad.why}") from None
+
+
+class _BadCell(Exception):
+    def __init__(self, row: int, why: str):
+        super().__init__(why)
+        self.row, self.why = row, why
+
+
+def _span_column(buf: np.ndarray, s: np.ndarray, e: np.ndarray, f: _Field) -> pa.Array:
+    """One TABLEDATA column from its cells' byte spans: numbers parsed in place, blank cells NULL."""
+    from xpdb.ingest.textnumbers import parse_number_spans
+
+    native = f.dtype.newbyteorder("=")
+    if f.text or f.datatype == "boolean" or (native.kind != "f" and not f.scalar):
+        cells = [bytes(buf[a:b]).decode("utf-8") for a, b in zip(s.tolist(), e.tolist())]
+        try:
+            return _text_column(f, cells)
         except ValueError as exc:
-            raise ValueError(f"column {f.name!r}: {exc}") from None
-    return root, fields, columns
+            m = re.match(r"row (\d+): (.*)", str(exc))
+            raise (_BadCell(int(m.group(1)) - 1, m.group(2)) if m else exc) from None
+    if native.kind != "f":  # integer scalars
+        values = np.zeros(len(s), dtype=np.int64)
+        null = np.zeros(len(s), dtype=bool)
+        row = _parse_ints(buf, s, e, values, null)
+        while row >= 0:
+            text = bytes(buf[s[row]:e[row]]).decode("utf-8", "replace").strip()
+            try:
+                values[row] = int(text, 16) if text.lower().startswith(("0x", "-0x", "+0x")) else int(text)
+            except ValueError:
+                raise _BadCell(row, f"{text[:40]!r} is not an integer") from None
+            rest = _parse_ints(buf, s[row + 1:], e[row + 1:], values[row + 1:], null[row + 1:])
+            row = -1 if rest < 0 else row + 1 + rest
+        info = np.iinfo(native)
+        outside = (values < info.min) | (values > info.max)
+        if outside.any():
+            row = int(np.flatnonzero(outside)[0])
+            raise _BadCell(row, f"{values[row]} is outside the range of {f.datatype}")
+        values = values.astype(native)
+        if f.null is not None:
+            null |= values == f.null
+        return pa.array(values, mask=null if null.any() else None)
+    width = 1 if f.scalar else f.count
+    values, lengths, bad = parse_number_spans(buf, s, e, native, spaced=True, width=width)
+    if bad:
+        row = min(bad)
+        raise _BadCell(row, bad[row])
+    if f.scalar:
+        if (lengths > 1).any():
+            row = int(np.flatnonzero(lengths > 1)[0])
+            raise _BadCell(row, f"{lengths[row]} numbers in a scalar cell")
+        null = lengths == 0
+        column = values[:, 0] if values.shape[1] else np.full(len(s), np.nan, dtype=native)
+        return pa.array(column, mask=null if null.any() else None)
+    counts = lengths.astype(np.int64)
+    if not f.variable:
+        wrong = (counts > 0) & (counts != f.count)
+        if wrong.any():
+            row = int(np.flatnonzero(wrong)[0])
+            raise _BadCell(row, f"{counts[row]} values, arraysize is {f.count}")
+    if values.shape[1] and (counts == values.shape[1]).all():
+        flat = values.reshape(-1)
+    else:
+        flat = values[np.arange(values.shape[1])[None, :] < counts[:, None]]
+    offsets = np.concatenate(([0], np.cumsum(counts))).astype(np.int32)
+    missing = counts == 0
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(flat), mask=pa.array(missing) if missing.any() else None)
 
 
 def _tabledata(data: bytes):
@@ -300,8 +617,14 @@ def _tabledata(data: bytes):
         try:
             columns.append(_text_column(f, column))
         except ValueError as exc:
-            raise ValueError(f"column {f.name!r}: {exc}") from None
+            raise _column_error(f, exc) from None
     return root, None, fields, columns
+
+
+def _column_error(f: _Field, exc: Exception) -> ValueError:
+    """``row N, column 'name': why`` from a column's ``row N: why`` (or ``column 'name': why``)."""
+    m = re.match(r"row (\d+): (.*)", str(exc), re.S)
+    return ValueError(f"row {m.group(1)}, column {f.name!r}: {m.group(2)}" if m else f"column {f.name!r}: {exc}")
 
 
 def _text_column(f: _Field, cells: list[str]) -> pa.Array:
@@ -326,7 +649,10 @@ def _text_column(f: _Field, cells: list[str]) -> pa.Array:
             try:
                 values[i] = parse(c)
             except ValueError:
-                raise ValueError(f"row {i + 1}: {c[:40]!r} is not a number") from None
+                what = "a number" if native.kind == "f" else "an integer"
+                raise ValueError(f"row {i + 1}: {c[:40]!r} is not {what}") from None
+            except OverflowError:
+                raise ValueError(f"row {i + 1}: {c[:40]} is outside the range of {f.datatype}") from None
         if f.null is not None:
             null |= values == f.null
         return pa.array(values, mask=null if null.any() else None)
@@ -337,15 +663,25 @@ def _text_column(f: _Field, cells: list[str]) -> pa.Array:
             return _lists(flat, counts, f)
     pieces, counts = [], np.zeros(len(cells), dtype=np.int64)
     for i, c in enumerate(cells):
-        if c.strip():
-            values = np.fromstring(c, dtype=native, sep=" ") if native.kind == "f" else \
-                np.array(c.split(), dtype=native)
-            if native.kind == "f" and len(values) != len(c.split()) if len(c) < 64 else False:
-                raise ValueError(f"row {i + 1}: not a list of numbers")
+        tokens = c.split()
+        if tokens:
+            try:
+                values = np.array(tokens, dtype=native)
+            except (ValueError, OverflowError):
+                bad = next((t for t in tokens if not _is_number(t, native)), tokens[0])
+                raise ValueError(f"row {i + 1}: unparseable number {bad[:40]!r}") from None
             pieces.append(values)
             counts[i] = len(values)
     flat = np.concatenate(pieces) if pieces else np.empty(0, dtype=native)
     return _lists(flat, counts, f)
+
+
+def _is_number(token: str, dtype: np.dtype) -> bool:
+    try:
+        np.array([token], dtype=dtype)
+    except (ValueError, OverflowError):
+        return False
+    return True
 
 
 def _float_lists(cells: list[str], native: np.dtype) -> tuple[np.ndarray, np.ndarray] | None:

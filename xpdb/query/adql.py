@@ -129,6 +129,11 @@ class TranslatedQuery:
     top: int | None  # the TOP n of the query, if any (already applied as LIMIT in sql)
     # the tables read, as (schema or None, name): unquoted names lower-cased, gaiadr3 as xpdb
     tables: tuple[tuple[str | None, str], ...] = field(default_factory=tuple)
+    # the numeric literals whose value the translator checked, as (character offset in the ADQL, what, sign):
+    # what is 'ra', 'dec' or 'radius' for a literal that is the whole (signed) argument, 'pin' for a literal
+    # inside a checked expression (xpdb.query.adql_cache reuses a translation only for other values that
+    # pass the same checks)
+    checks: tuple[tuple[int, str, int], ...] = field(default_factory=tuple)
 
 
 def to_postgresql(adql: str, *, max_rows: int | None = None, max_length: int = MAX_QUERY_LENGTH) -> TranslatedQuery:
@@ -324,6 +329,7 @@ class _Emitter:
 
     def __init__(self, casts: dict, max_rows: int | None):
         self.casts, self.max_rows, self.outer = casts, max_rows, None
+        self.checks: list[tuple[int, str, int]] = []
         self.handlers = {
             P.QueryContext: lambda c: self.emit(c.query_expression()),
             P.Select_queryContext: self._select_query,
@@ -363,7 +369,7 @@ class _Emitter:
             top = int(self.outer.set_limit().unsigned_decimal().getText())
         if self.outer is None and self.max_rows is not None:
             sql = f"SELECT * FROM ({sql}) AS adql_result LIMIT {self.max_rows + 1}"
-        return TranslatedQuery(sql=sql, top=top, tables=_tables_read(tree))
+        return TranslatedQuery(sql=sql, top=top, tables=_tables_read(tree), checks=tuple(self.checks))
 
     def emit(self, node) -> str:
         if isinstance(node, TerminalNode):
@@ -496,8 +502,28 @@ class _Emitter:
 
     def _coordinates(self, ra, dec) -> _Pos:
         pos = _Pos(self.emit(ra), self.emit(dec), _has_column(ra) or _has_column(dec))
+        self._note(ra, "ra")
+        self._note(dec, "dec")
         _check_position(pos.ra, pos.dec, ra, dec)
         return pos
+
+    def _note(self, node, what: str) -> None:
+        """Remember the numeric literals of ``node``, whose value is checked as ``what`` (see TranslatedQuery)."""
+        terminals = []
+        stack = [node]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, TerminalNode):
+                terminals.append(item.symbol)
+            else:
+                stack.extend(reversed(list(item.getChildren())))
+        numbers = [t for t in terminals if _LITERAL.fullmatch(t.text or "")]
+        signs = [t for t in terminals if t.text in ("-", "+")]
+        if len(numbers) == 1 and len(terminals) == 1 + len(signs) and len(signs) <= 1 \
+                and terminals[-1] is numbers[0] and what != "pin":
+            self.checks.append((numbers[0].start, what, -1 if signs and signs[0].text == "-" else 1))
+        else:
+            self.checks.extend((t.start, "pin", 1) for t in numbers)
 
     def _point_of(self, coord_value) -> _Pos:
         point = _unwrap(coord_value)
@@ -508,6 +534,7 @@ class _Emitter:
     def _cone(self, point: _Pos, centre: _Pos, radius: str, at, what: str = "the CIRCLE radius") -> str:
         """Points within radius of centre, written so that q3c can use an index."""
         value = _constant(radius)
+        self._note(at, "radius")
         if value is not None and not 0 <= value <= 180:
             raise _error_at(at, f"{what} must be between 0 and 180 degrees, not {_show(value)}")
         if value is None:  # computed by the query: checked by the database (migration 0014_adql_radius)
@@ -542,6 +569,7 @@ class _Emitter:
                 raise _error_at(second, f"a POLYGON needs at least 3 vertices, not {len(pairs)}")
             vertices = [c for pair in pairs for c in (lambda p: (p.ra, p.dec))(self._pair(pair))]
         elif isinstance(second, P.BoxContext):
+            self._note(second, "pin")  # its sides and centre are checked together
             self._coord_sys(second.coord_sys())
             centre = self._pair(second.coordinates())
             ra, dec = _paren(centre.ra), _paren(centre.dec)
@@ -596,6 +624,7 @@ class _Emitter:
         return self._cone(first, second, self.emit(radius), radius, "the radius r of DISTANCE(...) < r")
 
 
+_LITERAL = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _NUMBER = re.compile(r"\s*(?:(\d+\.?\d*(?:[eE][+-]?\d+)?|\.\d+(?:[eE][+-]?\d+)?)|([-+*/()]))")
 
 

@@ -99,24 +99,24 @@ def _ascii(text: str) -> str:
 def _votable(table, serialization: str, overflow: bool, infos: dict, overflow_message: str | None = None) -> bytes:
     names = table.colnames
     ids = [n if _VALID_ID.match(n) else f"col{i}_" + re.sub(r"[^A-Za-z0-9_]", "_", n) for i, n in enumerate(names)]
-    safe = table.copy(copy_data=False)
-    safe.meta.clear()
-    if ids != names:
-        safe.rename_columns(names, ids)
     out = None
     if serialization in ("binary2", "tabledata") and FAST_WRITER:
         from xpdb.service.votable_writer import NotSupported, votable_binary2
 
-        try:
-            body = votable_binary2(safe, names, ids, {k: xml_safe(str(v))
-                                                      for k, v in {"QUERY_STATUS": "OK", **infos}.items()},
+        try:  # the table as it is: the writer takes the FIELD names and IDs apart
+            body = votable_binary2(table, names, ids, {k: xml_safe(str(v))
+                                                       for k, v in {"QUERY_STATUS": "OK", **infos}.items()},
                                    serialization)
             out = io.BytesIO(body)
         except NotSupported:
             out = None
     if out is None:
+        safe = table.copy(copy_data=False)
+        safe.meta.clear()
+        if ids != names:
+            safe.rename_columns(names, ids)
         out = _astropy_votable(safe, names, ids, serialization, infos)
-    del safe
+        del safe
     if not overflow:
         return out.getvalue()
     text = escape(xml_safe(overflow_message)) if overflow_message else ""

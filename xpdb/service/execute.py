@@ -79,39 +79,60 @@ def check_request(params: Params, settings: ServiceSettings) -> TapRequest:
 
 
 def read_uploads(request: TapRequest, params: Params, settings: ServiceSettings) -> None:
-    """Read the tables that UPLOAD names from the request's parts into ``request.uploads`` (ServiceError).
+    """Read the tables that UPLOAD names (request parts, or http(s) URLs when allowed) into ``request.uploads``
+    (ServiceError)."""
+    from xpdb.query.upload import UploadError, UploadLimits, read_upload
 
-    Only ``param:part`` URIs (tables sent in the request) are accepted; the service fetches no URL.
-    """
-    from xpdb.query.upload import UploadError, UploadLimits, parse_upload_param, read_upload
-
-    if request.upload_param is None:
-        return
+    limits = UploadLimits(max_rows=settings.upload_max_rows, max_bytes=settings.upload_max_bytes)
     try:
-        pairs = parse_upload_param(request.upload_param)
-        total = 0
-        limits = UploadLimits(max_rows=settings.upload_max_rows, max_bytes=settings.upload_max_bytes)
-        for name, uri in pairs:
-            if uri.lower().startswith(("http://", "https://")):
-                if not settings.upload_urls:
-                    raise UploadError(f"UPLOAD {name!r}: this service fetches no URLs; send the table in the "
-                                      f"request (UPLOAD={name},param:{name} and a file part {name})")
-                filename, data = uri, fetch_upload(uri, limits.max_bytes - total)
-            elif uri.lower().startswith("param:"):
-                part = uri[len("param:"):]
-                if part not in params.files:
-                    raise UploadError(f"UPLOAD {name!r}: the request has no file part {part!r} "
-                                      f"(parts: {', '.join(sorted(params.files)) or 'none'})")
-                filename, data = params.files[part]
-            else:
-                raise UploadError(f"UPLOAD {name!r}: {uri!r} is neither param:PART nor an http(s) URL")
-            total += len(data)
-            if total > limits.max_bytes:
-                raise UploadError(f"the uploads are {total:,} bytes or more together; this service accepts at most "
-                                  f"{limits.max_bytes:,}")
-            request.uploads.append(read_upload(name, data, f"{uri} ({filename})", limits))
+        for name, source, data in upload_sources(request, params, settings):
+            request.uploads.append(read_upload(name, data, source, limits))
     except UploadError as exc:
         raise ServiceError(f"upload error: {exc}") from None
+
+
+def stored_uploads(request: TapRequest, rows, settings: ServiceSettings) -> None:
+    """``request.uploads`` from (name, source, bytes) rows as :func:`upload_sources` gave them (ServiceError)."""
+    from xpdb.query.upload import UploadError, UploadLimits, read_upload
+
+    limits = UploadLimits(max_rows=settings.upload_max_rows, max_bytes=settings.upload_max_bytes)
+    try:
+        for name, source, data in rows:
+            request.uploads.append(read_upload(name, bytes(data), source, limits))
+    except UploadError as exc:
+        raise ServiceError(f"upload error: {exc}") from None
+
+
+def upload_sources(request: TapRequest, params: Params, settings: ServiceSettings) -> list[tuple[str, str, bytes]]:
+    """(name, source, bytes) of every table UPLOAD names, within the size limit (UploadError otherwise)."""
+    from xpdb.query.upload import UploadError, UploadLimits, parse_upload_param
+
+    out: list[tuple[str, str, bytes]] = []
+    if request.upload_param is None:
+        return out
+    pairs = parse_upload_param(request.upload_param)
+    total = 0
+    limits = UploadLimits(max_rows=settings.upload_max_rows, max_bytes=settings.upload_max_bytes)
+    for name, uri in pairs:
+        if uri.lower().startswith(("http://", "https://")):
+            if not settings.upload_urls:
+                raise UploadError(f"UPLOAD {name!r}: this service fetches no URLs; send the table in the "
+                                  f"request (UPLOAD={name},param:{name} and a file part {name})")
+            filename, data = uri, fetch_upload(uri, limits.max_bytes - total)
+        elif uri.lower().startswith("param:"):
+            part = uri[len("param:"):]
+            if part not in params.files:
+                raise UploadError(f"UPLOAD {name!r}: the request has no file part {part!r} "
+                                  f"(parts: {', '.join(sorted(params.files)) or 'none'})")
+            filename, data = params.files[part]
+        else:
+            raise UploadError(f"UPLOAD {name!r}: {uri!r} is neither param:PART nor an http(s) URL")
+        total += len(data)
+        if total > limits.max_bytes:
+            raise UploadError(f"the uploads are {total:,} bytes or more together; this service accepts at most "
+                              f"{limits.max_bytes:,}")
+        out.append((name, f"{uri} ({filename})", data))
+    return out
 
 
 def run_query(request: TapRequest, *, conn: psycopg.Connection, timeout_s: float,

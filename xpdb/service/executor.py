@@ -22,7 +22,7 @@ from collections.abc import Callable
 import psycopg
 
 from xpdb.query.run import reader_connect
-from xpdb.service.execute import ServiceError, check_request, describe_failure, run_query
+from xpdb.service.execute import check_request, describe_failure, run_query, stored_uploads
 from xpdb.service.jobs import JobStore
 from xpdb.service.params import Params
 from xpdb.service.settings import ServiceSettings
@@ -155,8 +155,8 @@ class JobExecutor:
         """Run one claimed job; returns the reader connection to reuse (None when it broke)."""
         try:
             request = check_request(Params(job.parameters.items()), self.settings)
-            if request.upload_param is not None:
-                raise ServiceError("UPLOAD is accepted by synchronous queries (/tap/sync) only")
+            if request.upload_param is not None:  # the tables sent with the job (read and checked then)
+                stored_uploads(request, JobStore.uploads(book, job.job_id), self.settings)
             if reader is None or reader.closed or reader.broken:
                 reader = reader_connect(self.reader_url, timeout_s=self.settings.async_duration_limit_s)
             with self._lock:

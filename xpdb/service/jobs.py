@@ -105,8 +105,10 @@ class JobStore:
         self.retention_s = retention_s
 
     # -- HTTP side -------------------------------------------------------------------------
-    def create(self, parameters: dict[str, str], owner: str | None = None) -> Job:
-        """A new PENDING job (QUEUED when PHASE=RUN is among the parameters), owned by ``owner``."""
+    def create(self, parameters: dict[str, str], owner: str | None = None,
+               uploads: list[tuple[str, str, bytes]] | None = None) -> Job:
+        """A new PENDING job (QUEUED when PHASE=RUN is among the parameters), owned by ``owner``, with the
+        tables it uploads ((name, source, bytes), kept in ``xpdb.uws_upload`` until the job is destroyed)."""
         params = {k.upper(): v for k, v in parameters.items()}
         if any("\x00" in k or "\x00" in v for k, v in params.items()):
             raise JobStateError("a parameter contains a NUL character")
@@ -120,13 +122,22 @@ class JobStore:
             destruction = min(parse_time(params["DESTRUCTION"]), destruction)
         job_params = {k: v for k, v in params.items() if k not in CONTROL}
         job_id = secrets.token_urlsafe(16)  # 128 random bits: the key to an anonymous job
-        with self.pool.connection() as conn:
+        with self.pool.connection() as conn, conn.transaction():
             row = conn.execute(
                 f"INSERT INTO xpdb.uws_job (job_id, run_id, phase, parameters, execution_duration, destruction, "
                 f"owner_id) VALUES (%s, %s, %s, %s, %s, %s, %s) RETURNING {_COLUMNS}",
                 (job_id, params.get("RUNID"), "QUEUED" if phase == "RUN" else "PENDING", json.dumps(job_params),
                  duration, destruction, owner)).fetchone()
+            for name, source, data in uploads or ():
+                conn.execute("INSERT INTO xpdb.uws_upload (job_id, name, source, content) VALUES (%s, %s, %s, %s)",
+                             (job_id, name, source, data))
         return Job(*row)
+
+    @staticmethod
+    def uploads(conn, job_id: str) -> list[tuple[str, str, bytes]]:
+        """The tables job ``job_id`` uploaded: (name, source, bytes)."""
+        return [(name, source, bytes(content)) for name, source, content in conn.execute(
+            "SELECT name, source, content FROM xpdb.uws_upload WHERE job_id = %s ORDER BY name", (job_id,))]
 
     def get(self, job_id: str, user: str | None | bool = False) -> Job:
         """The job; with ``user`` (None: anonymous), only if that user may see it (see :func:`check_access`)."""
@@ -205,6 +216,8 @@ class JobStore:
             sets.append("run_id = %s")
             args.append(params["RUNID"])
         job_params = {k: v for k, v in params.items() if k not in CONTROL}
+        if "UPLOAD" in job_params:
+            raise JobStateError("UPLOAD is set when the job is created (with its tables); create another job")
         if job_params:
             if job.phase != "PENDING":
                 raise JobStateError(f"job {job_id} is {job.phase}; its parameters can only change while PENDING")

@@ -68,8 +68,8 @@ async def read_params(request: Request, *, files: bool = False) -> Params:
                 for key, value in form.multi_items():
                     if isinstance(value, UploadFile):
                         if not files:
-                            raise ParameterError("table uploads (UPLOAD) are accepted by synchronous queries "
-                                                 "(/tap/sync) only")
+                            raise ParameterError("table uploads (UPLOAD) are accepted by TAP queries (/tap/sync, "
+                                                 "and /tap/async when a job is created) only")
                         parts[key] = (value.filename or key, await value.read())
                         continue
                     items.append((key, value))

@@ -24,6 +24,7 @@ import time
 from multiprocessing.connection import Connection
 
 from xpdb.query.adql import MAX_QUERY_LENGTH, ADQLError, TranslatedQuery
+from xpdb.query.adql_cache import TranslationCache
 
 log = logging.getLogger("xpdb.service")
 
@@ -31,17 +32,28 @@ SMALL = 16_384  # characters: queries up to this long use the small-query lane
 
 
 def _serve(conn: Connection) -> None:  # pragma: no cover - runs in the worker process
-    """The worker's loop: (adql, max_rows, max_length) in, ('ok', sql, top, tables) or ('error', ...) out."""
+    """The worker's loop: (adql, max_rows, max_length, want_template) in, ('ok', sql, top, tables, template) or
+    ('error', ...) out; ``template`` (an adql_cache.Template or None) when asked for."""
+    from functools import partial
+
     from xpdb.query.adql import to_postgresql
+    from xpdb.query.adql_cache import make_template
 
     while True:
         try:
-            adql, max_rows, max_length = conn.recv()
+            adql, max_rows, max_length, want_template = conn.recv()
         except (EOFError, OSError, KeyboardInterrupt):
             return
         try:
             t = to_postgresql(adql, max_rows=max_rows, max_length=max_length)
-            reply = ("ok", t.sql, t.top, t.tables)
+            template = None
+            if want_template:
+                try:
+                    template = make_template(adql, t, partial(to_postgresql, max_length=max_length),
+                                             max_rows=max_rows)
+                except Exception:  # a template is an optimisation: the translation stands without it
+                    template = None
+            reply = ("ok", t.sql, t.top, t.tables, template, want_template)
         except ADQLError as exc:
             reply = ("error", exc.message, exc.line, exc.column)
         except Exception as exc:  # a bug in the translator: reported, the worker lives on
@@ -79,8 +91,10 @@ class ParserPool:
     """``translate(adql, max_rows=...)`` like :func:`xpdb.query.adql.to_postgresql`, in worker processes."""
 
     def __init__(self, *, small_workers: int = 2, large_workers: int = 1, timeout_s: float = 30.0,
-                 max_length: int = MAX_QUERY_LENGTH) -> None:
+                 max_length: int = MAX_QUERY_LENGTH, cache_shapes: int = 256) -> None:
         self.timeout_s = timeout_s
+        # translations reused for queries that differ only in decimal numbers (0: off)
+        self.cache = TranslationCache(cache_shapes) if cache_shapes > 0 else None
         self.max_length = max_length
         self._context = multiprocessing.get_context("spawn")
         self._small = _Lane(small_workers)
@@ -105,6 +119,11 @@ class ParserPool:
         if len(adql) > self.max_length:  # refused here without a round trip
             raise ADQLError(f"the query is {len(adql):,} characters long; this service accepts at most "
                             f"{self.max_length:,} (split the query)")
+        if self.cache is not None:
+            cached = self.cache.lookup(adql, max_rows)
+            if cached is not None:
+                return cached
+        want_template = self.cache is not None and not self.cache.known_uncacheable(adql, max_rows)
         deadline = time.monotonic() + self.timeout_s
         lane = self._small if len(adql) <= SMALL else self._large
         try:
@@ -119,7 +138,7 @@ class ParserPool:
                 if worker is not None:
                     self._discard(worker)
                 worker = self._new_worker()
-            worker.conn.send((adql, max_rows, self.max_length))
+            worker.conn.send((adql, max_rows, self.max_length, want_template))
             if not worker.conn.poll(max(0.0, deadline - time.monotonic())):
                 log.warning("ADQL translation of %d characters took longer than %g s; parser restarted",
                             len(adql), self.timeout_s)
@@ -136,6 +155,8 @@ class ParserPool:
         finally:
             lane.idle.put(worker)  # None: the next user starts a new worker
         if reply[0] == "ok":
+            if reply[5] and self.cache is not None:
+                self.cache.store(adql, max_rows, reply[4])
             return TranslatedQuery(sql=reply[1], top=reply[2], tables=tuple(tuple(t) for t in reply[3]))
         raise ADQLError(reply[1], reply[2], reply[3])
 

@@ -155,6 +155,28 @@ def _failure(exc: Exception) -> Response:
     return _error(failure.message, failure.status)
 
 
+def _job_uploads(service, params) -> list[tuple[str, str, bytes]]:
+    """The tables a new job's UPLOAD names, read and checked now (a bad table is refused at once, 400) and
+    stored with the job as sent: (name, source, bytes)."""
+    from xpdb.query.upload import UploadError, UploadLimits, read_upload
+    from xpdb.service.execute import TapRequest, upload_sources
+
+    upload = params.get("UPLOAD")
+    if upload is None or not upload.strip():
+        if params.files:
+            raise ParameterError(f"file part(s) {', '.join(sorted(params.files))} sent without UPLOAD=name,param:part")
+        return []
+    limits = UploadLimits(max_rows=service.settings.upload_max_rows, max_bytes=service.settings.upload_max_bytes)
+    try:
+        sources = upload_sources(TapRequest(query="", maxrec=0, fmt=None, upload_param=upload), params,
+                                 service.settings)
+        for name, source, data in sources:
+            read_upload(name, data, source, limits)
+    except UploadError as exc:
+        raise ParameterError(f"upload error: {exc}") from None
+    return sources
+
+
 def _job(service, request: Request) -> Job:
     """The job of the request's path, if the request's user may have it."""
     return service.jobs.get(request.path_params["job_id"], current_user(request))
@@ -175,7 +197,7 @@ def _guarded(handler):
 async def jobs(request: Request) -> Response:
     """GET: the job list (PHASE, AFTER, LAST filters); POST: create a job, 303 to it."""
     service = _service(request)
-    params = await read_params(request)
+    params = await read_params(request, files=request.method == "POST")  # a new job may upload tables
     if request.method == "GET":
         phases = [p.strip().upper() for p in params.getall("PHASE")] or None
         unknown = [p for p in phases or [] if p not in PHASES]
@@ -192,7 +214,8 @@ async def jobs(request: Request) -> Response:
         found = await run_in_threadpool(lambda: service.jobs.list(owner=current_user(request), phases=phases,
                                                                   after=after, last=last_n))
         return Response(jobs_xml(found, _list_url(request)), media_type=XML)
-    job = await run_in_threadpool(service.jobs.create, params.as_dict(), current_user(request))
+    uploads = await run_in_threadpool(_job_uploads, service, params)
+    job = await run_in_threadpool(service.jobs.create, params.as_dict(), current_user(request), uploads)
     if job.phase == "QUEUED":
         service.executor.submit()
     return RedirectResponse(_job_url(request, job.job_id), status_code=303)

@@ -12,6 +12,7 @@ description) and INFOs as :func:`xpdb.service.documents.result_document` writes 
 from __future__ import annotations
 
 import binascii
+import functools
 from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
@@ -27,8 +28,9 @@ class NotSupported(Exception):
 
 def _column(col):
     """(datatype, kind, per-row payload, NULL mask) of an astropy column."""
-    data = np.ma.getdata(col)
+    data = np.asarray(np.ma.getdata(col)).view(np.ndarray)  # plain numpy from here (astropy views cost)
     mask = np.ma.getmaskarray(col) if np.ma.isMaskedArray(col) or hasattr(col, "mask") else np.zeros(len(col), bool)
+    mask = np.asarray(mask, dtype=bool)
     if data.ndim != 1:
         raise NotSupported("array cells")
     kind = data.dtype.kind
@@ -99,12 +101,16 @@ def binary2_stream(columns: list[tuple]) -> bytes:
 
 
 def _unit(col) -> str | None:
-    if col.unit is None:
-        return None
+    return None if col.unit is None else _unit_text(col.unit)
+
+
+@functools.lru_cache(maxsize=512)
+def _unit_text(unit) -> str:
+    """A unit as VOUnit text (astropy's formatter is slow: the service writes the same few units)."""
     try:
-        return col.unit.to_string("vounit")
+        return unit.to_string("vounit")
     except Exception:  # a unit VOUnit cannot write
-        return str(col.unit)
+        return str(unit)
 
 
 def _td_texts(col, column) -> list[str]:
