@@ -1,7 +1,7 @@
 """Faster "newest model with outputs" in xpdb.catalog, transformer_catalog and xp_outliers.
 
-Revision ID: 0017_ivoa_speed
-Revises: 0014_adql_radius
+Revision ID: 0016_ivoa_speed
+Revises: 0015_validation
 Create Date: 2026-11-27
 
 The views chose their model with ``EXISTS (SELECT 1 FROM outputs WHERE model_id = m.model_id)``,
@@ -14,8 +14,8 @@ Also ``xpdb.uws_upload``: the tables a TAP asynchronous job uploads, kept until 
 
 from xpdb.db.migrate import frozen_steps
 
-revision = "0017_ivoa_speed"
-down_revision = "0014_adql_radius"
+revision = "0016_ivoa_speed"
+down_revision = "0015_validation"
 branch_labels = None
 depends_on = None
 
