@@ -2,6 +2,9 @@
 
     KERAS_BACKEND=jax python bench/gpu.py [--stars 1000000] [--cpu-stars 20000] [--dtype float64]
 
+(The sizes default to 1,000,000 and 20,000 stars when the backend sees an accelerator, and
+to 20,000 and 5,000 on a CPU, so that ``make bench`` stays short.)
+
 No database and no TensorFlow. Each accelerator figure is printed beside the CPU figure
 measured in the same run, as a ratio:
 
@@ -34,7 +37,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from xpdb.xp import accel  # noqa: E402
+from xpdb.xp import accel
 
 DEFAULT_INPUTS = ROOT / "bench" / "gpu_inputs.npz"
 BANDS = ("bp", "rp")
@@ -130,8 +133,10 @@ def numpy_path(consts: accel.Constants):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stars", type=int, default=1_000_000, help="stars through the accelerator paths")
-    parser.add_argument("--cpu-stars", type=int, default=20_000, help="stars through the CPU paths (slower)")
+    parser.add_argument("--stars", type=int, default=None,
+                        help="stars through the accelerator paths (default 1,000,000; 20,000 with no accelerator)")
+    parser.add_argument("--cpu-stars", type=int, default=None,
+                        help="stars through the CPU paths (default 20,000; 5,000 with no accelerator)")
     parser.add_argument("--dtype", default="float64", choices=("float64", "float32"), help="array path precision")
     parser.add_argument("--chunk", type=int, default=None, help="stars per calibration chunk (default: by device)")
     parser.add_argument("--model-batch", type=int, default=None, help="rows per model call (default: by device)")
@@ -151,6 +156,8 @@ def main() -> None:
     backend = k.backend.backend()
     found = accelerators()
     device = "gpu" if found else "cpu"
+    args.stars = args.stars or (1_000_000 if found else 20_000)
+    args.cpu_stars = min(args.stars, args.cpu_stars or (20_000 if found else 5_000))
     sizes = batch_sizes(device)
     chunk = args.chunk or sizes["features"]
     model_batch = args.model_batch or sizes["model"]
@@ -176,7 +183,7 @@ def main() -> None:
     t_gpu = best_of(gpu_features, args.repeat)
     ref = cpu_features(cpu_stars)
     t_cpu = best_of(lambda: cpu_features(cpu_stars), args.repeat)
-    f60, e60, _ = gpu_features(slice(0, args.cpu_stars))
+    f60, _, _ = gpu_features(slice(0, args.cpu_stars))
     ok = ref.usable
     rel = np.abs(f60[ok] - ref.flux[ok]) / ref.flux_error[ok]
     print(ratio_line("calibration + features", args.stars / t_gpu, args.cpu_stars / t_cpu, "spectra/s"))
@@ -197,7 +204,7 @@ def main() -> None:
     t_gpu_model = best_of(gpu_model, args.repeat)
     with k.device("cpu:0"):
         cpu_model = net.from_bytes(net.to_bytes(model))  # the same artifact, loaded onto the CPU
-        cpu_run = lambda: net.predict(cpu_model, feats[:n_cpu_model], errs[:n_cpu_model],  # noqa: E731
+        cpu_run = lambda: net.predict(cpu_model, feats[:n_cpu_model], errs[:n_cpu_model],
                                       batch_size=batch_sizes("cpu")["model"])
         check = cpu_run()
         t_cpu_model = best_of(cpu_run, args.repeat)

@@ -59,7 +59,7 @@ def train(kind: str) -> tuple[bytes, np.ndarray]:
         from xpdb.models import uacsnet as net
 
         flux, err, feh, bp_rp0 = uacsnet_data()
-        config = net.UACSNetConfig(epochs=4, patience=4, passes_per_epoch=2, batch_size=64, members=2,
+        config = net.UACSNetConfig(epochs=2, patience=2, passes_per_epoch=1, batch_size=64, members=2,
                                    calibrate_errors=True)
         result = net.train(flux, err, feh, bp_rp0, config)
         losses = [v for key, values in result.history.items() if key.endswith("_loss") for v in values]
@@ -68,12 +68,12 @@ def train(kind: str) -> tuple[bytes, np.ndarray]:
         from xpdb.models import svae
 
         x, err = svae_data()
-        result = svae.train(x, err, svae.SVAEConfig(epochs=3, batch_size=64, hidden=(16, 8), latent_dim=3))
+        result = svae.train(x, err, svae.SVAEConfig(epochs=2, batch_size=64, hidden=(16, 8), latent_dim=3))
         return svae.to_bytes(result.model), np.asarray(result.history["loss"])
     from xpdb.models import transformer as tfm
 
     config = tfm.TransformerConfig(d_model=16, encoder=((2, 32),), decoder=((2, 32),), head=(32,), batch_size=64,
-                                   epochs=2)
+                                   epochs=1)
     result = tfm.train(transformer_table(), config)
     return result.model.to_bytes(), np.asarray(result.history["loss"])
 

@@ -97,8 +97,11 @@ def test_constants_file_round_trip(tmp_path, stars):
     got = accel.ArrayPath("float64", consts=accel.Constants.load(path)).compute_features(batch, ebv)
     assert_same_features(got, compute_features(batch, ebv, array_path=False))
     (tmp_path / "bad.npz").write_bytes(b"not a zip")
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="bad.npz: not an xpdb accelerator constants file"):
         accel.Constants.load(tmp_path / "bad.npz")
+    np.savez(tmp_path / "other.npz", grid=np.arange(3))
+    with pytest.raises(ValueError, match="other.npz: not an xpdb accelerator constants file"):
+        accel.Constants.load(tmp_path / "other.npz")
 
 
 @pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="JAX is not installed (pip install 'jax[cpu]')")

@@ -54,9 +54,13 @@ class Constants:
 
     @classmethod
     def load(cls, path: str | Path) -> Constants:
-        with np.load(path, allow_pickle=False) as z:
-            if str(z["format"]) != CONSTANTS_FORMAT:
-                raise ValueError(f"{path}: not an xpdb accelerator constants file ({z['format']})")
+        try:
+            z = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{path}: not an xpdb accelerator constants file ({exc})") from exc
+        with z:
+            if "format" not in z.files or str(z["format"]) != CONSTANTS_FORMAT:
+                raise ValueError(f"{path}: not an xpdb accelerator constants file (no {CONSTANTS_FORMAT!r} format)")
             return cls(z["grid"], {b: z[f"{b}_design"] for b in BANDS}, {b: z[f"{b}_merge"] for b in BANDS},
                        {b: tuple(int(v) for v in z[f"{b}_span"]) for b in BANDS}, z["curve"], float(z["r55"]))
 
@@ -217,8 +221,17 @@ class ArrayPath:
         return f60 / ops.expand_dims(norm, 1), e60 / ops.expand_dims(norm, 1), norm
 
     def _features(self, bp_c, bp_e, bp_r, rp_c, rp_e, rp_r, ebv):
-        flux, err = self.calibrate_tensors((bp_c, bp_e, bp_r), (rp_c, rp_e, rp_r))
-        return self.features_tensors(flux, err, ebv)
+        """The whole chain on raw chunk tensors: errors and correlations arrive in their stored
+        precision (float32: half the bytes to move) with NaN for unknown, cast and zeroed here."""
+        ops = self.k.ops
+
+        def clean(x):
+            x = ops.cast(x, self.dtype)
+            return ops.where(ops.isnan(x), ops.zeros_like(x), x)
+
+        bands = [(ops.cast(c, self.dtype), clean(e), clean(r)) for c, e, r in ((bp_c, bp_e, bp_r), (rp_c, rp_e, rp_r))]
+        flux, err = self.calibrate_tensors(*bands)
+        return self.features_tensors(flux, err, ops.cast(ebv, self.dtype))
 
     def _padded(self, rows: int) -> int:
         """Rows a chunk is padded to on a compiling backend: a power of two up to ``chunk`` (few compilations)."""
@@ -243,14 +256,14 @@ class ArrayPath:
             bands = []
             for b, (c, e, r, limit) in (("bp", (bp_c, bp_e, bp_r, bp_limit)), ("rp", (rp_c, rp_e, rp_r, rp_limit))):
                 kk = self.k_coeff[b]
-                c_, e_ = np.asarray(c[sl, :kk], np.float64), np.nan_to_num(np.asarray(e[sl, :kk], np.float64))
-                r_ = np.nan_to_num(np.asarray(r[sl], np.float64))
+                c_, e_, r_ = np.asarray(c[sl, :kk], np.float64), np.asarray(e[sl, :kk]), np.asarray(r[sl])
                 if limit is not None:
                     keep = np.arange(kk)[None, :] < np.asarray(limit[sl])[:, None]
-                    c_, e_ = c_ * keep, e_ * keep
-                bands.append(tuple(ops.convert_to_tensor(_pad_rows(a, pad), self.dtype) for a in (c_, e_, r_)))
+                    c_, e_ = c_ * keep, np.where(keep, e_, 0.0).astype(e_.dtype)
+                for a in (c_, e_, r_):
+                    bands.append(ops.convert_to_tensor(_pad_rows(a, pad), _wire_dtype(a, self.dtype)))
             e = ops.convert_to_tensor(_pad_rows(np.asarray(ebv[sl], np.float64), pad), self.dtype)
-            got = self._compute(*bands[0], *bands[1], e)
+            got = self._compute(*bands, e)
             for dst, src in zip(out, got):
                 dst[sl] = ops.convert_to_numpy(src)[:rows]
         out[2] /= self.scale  # the normalisation in W m^-2 nm^-1
@@ -258,8 +271,14 @@ class ArrayPath:
 
     def compute_features(self, batch: XpBatch, ebv, *, preprocessing=None):
         """``xpdb.xp.features.compute_features`` with the stars it covers computed here (same flags)."""
-        from xpdb.xp.features import (FLAG_MISSING_EBV, FLAG_NOT_COMPUTABLE, UNUSABLE, Features, Preprocessing,
-                                      compute_features)
+        from xpdb.xp.features import (
+            FLAG_MISSING_EBV,
+            FLAG_NOT_COMPUTABLE,
+            UNUSABLE,
+            Features,
+            Preprocessing,
+            compute_features,
+        )
 
         pre = preprocessing or Preprocessing()
         ebv = np.asarray(ebv, float).reshape(batch.n)
@@ -276,7 +295,7 @@ class ArrayPath:
             corr = batch.arrays[f"{b}_coefficient_correlations"]
             errs = batch.arrays[f"{b}_coefficient_errors"]
             has_corr = ~corr.null[rows] & (corr.lengths[rows] == kk * (kk - 1) // 2)
-            r = np.zeros((len(rows), kk * (kk - 1) // 2))
+            r = np.zeros((len(rows), kk * (kk - 1) // 2), corr.values.dtype if corr.width else np.float32)
             if corr.width and has_corr.any():
                 r[has_corr] = corr.values[rows[has_corr], :kk * (kk - 1) // 2]
             e = errs.values[rows, :kk] if errs.width else np.zeros((len(rows), kk))
@@ -303,6 +322,11 @@ class ArrayPath:
             part = compute_features(take(batch, rest), ebv[rest], preprocessing=pre, array_path=False)
             flux[rest], error[rest], flags[rest] = part.flux, part.flux_error, part.flags
         return Features(batch.source_id.values.copy(), flux, error, flags, pre)
+
+
+def _wire_dtype(a: np.ndarray, dtype: str) -> str:
+    """Arrays stored in float32 travel to the device as float32 (cast there); the rest in ``dtype``."""
+    return "float32" if a.dtype == np.float32 else dtype
 
 
 def _pad_rows(a: np.ndarray, pad: int) -> np.ndarray:
