@@ -92,6 +92,8 @@ def infer(
 def work(job: list[int] = typer.Option(None, "--job", help="Only these jobs (default: any)."),
          wait: bool = typer.Option(False, "--wait", help="Keep waiting for new batches (a service worker)."),
          quiet: bool = typer.Option(False, "--quiet", help="No per-batch lines."),
+         device: str = typer.Option("auto", "--device", help="auto (a GPU when the Keras backend sees one), "
+                                    "cpu, or gpu (an error when none is visible)."),
          pause_before_commit: float = typer.Option(0.0, "--pause-before-commit", hidden=True,
                                                    help="Fault injection: sleep before each batch's final commit.")
          ) -> None:
@@ -99,8 +101,15 @@ def work(job: list[int] = typer.Option(None, "--job", help="Only these jobs (def
     import time
 
     from xpdb.jobs.worker import Worker
+    from xpdb.models.backend import DeviceError, choose_device
 
-    worker = Worker(session().url)
+    try:
+        chosen = choose_device(device)
+    except DeviceError as exc:
+        fail(str(exc))
+    worker = Worker(session().url, device=chosen)
+    if not quiet:
+        console.print(f"{worker.name}: device {chosen}" + (f" ({', '.join(_accelerators())})" if chosen == "gpu" else ""))
     if pause_before_commit:
         worker.before_commit = lambda: time.sleep(pause_before_commit)
     try:
@@ -110,6 +119,12 @@ def work(job: list[int] = typer.Option(None, "--job", help="Only these jobs (def
         worker.close()
     if not quiet:
         console.print(f"{worker.name}: {n} batches done")
+
+
+def _accelerators() -> list[str]:
+    from xpdb.models.backend import accelerators, backend_name
+
+    return [f"{backend_name()} {a}" for a in accelerators()]
 
 
 @jobs_app.command("list")

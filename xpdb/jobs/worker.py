@@ -57,9 +57,19 @@ class BatchOutcome:
 class Worker:
     """One process's worker: a connection, the loaded models, the staging table."""
 
-    def __init__(self, url: str, *, name: str | None = None):
+    def __init__(self, url: str, *, name: str | None = None, device: str = "cpu"):
+        """``device`` is 'cpu' or 'gpu' (``xpdb.models.backend.choose_device``); on 'gpu' the
+        features are computed on the accelerator and the models are called in larger chunks."""
+        from xpdb.models.backend import batch_sizes
+
         self.url = url
         self.name = name or worker_name()
+        self.device = device
+        self.batch_sizes = batch_sizes(device)
+        if device == "gpu":
+            from xpdb.xp import accel
+
+            accel.use(accel.ArrayPath("float64", chunk=self.batch_sizes["features"]))
         self.conn = psycopg.connect(url)
         self._models: dict[int, tuple] = {}
         self.before_commit: Callable[[], None] | None = None  # fault injection in tests
@@ -100,6 +110,7 @@ class Worker:
 
             record = by_id(self.conn, model_id)
             kind = kinds.get(record.kind)
+            kind.predict_batch = self.batch_sizes["model"]
             self._models[model_id] = (kind, kind.load(record, artifact(self.conn, model_id)), record)
             self.conn.commit()
         return self._models[model_id]

@@ -381,10 +381,11 @@ class SVAE:
         net = self.network
         for i in range(0, len(x), batch_size):
             mu, log_var = net.encoder(x[i:i + batch_size], training=False)
-            parts["mu"].append(np.asarray(mu))
-            parts["log_var"].append(np.asarray(log_var))
-            parts["x_hat"].append(np.asarray(net.decoder(mu, training=False)))
-            parts["s_hat"].append(np.asarray(net.scatter(mu, training=False)))
+            numpy = keras().ops.convert_to_numpy  # a torch or JAX array on a GPU, too
+            parts["mu"].append(numpy(mu))
+            parts["log_var"].append(numpy(log_var))
+            parts["x_hat"].append(numpy(net.decoder(mu, training=False)))
+            parts["s_hat"].append(numpy(net.scatter(mu, training=False)))
         if not len(x):
             d, z = self.input_dim, self.config.latent_dim
             return {"mu": np.zeros((0, z), np.float32), "log_var": np.zeros((0, z), np.float32),
@@ -524,14 +525,14 @@ def train(x: np.ndarray, err: np.ndarray, config: SVAEConfig, *, inputs: dict | 
     # steps of this small network: one Keras epoch runs ``group`` passes (epochs) of at least
     # MIN_STEPS_PER_FIT_EPOCH steps together. ``config.epochs`` still counts passes over the data.
     group = max(1, min(config.epochs, -(-MIN_STEPS_PER_FIT_EPOCH // steps)))
-    data = _passes(xs[~val], es[~val], config)
+    data = _passes(xs[~val], es[~val], config, group)
     callbacks = []
     if on_epoch is not None:
         callbacks.append(k.callbacks.LambdaCallback(
             on_epoch_end=lambda epoch, logs: on_epoch(min(config.epochs, (epoch + 1) * group), logs)))
     t0 = time.perf_counter()
-    history = net.fit(data, epochs=max(1, -(-config.epochs // group)), steps_per_epoch=steps * group,
-                      shuffle=False, validation_data=((xs[val], es[val]),) if val.any() else None, verbose=verbose,
+    history = net.fit(data, epochs=max(1, -(-config.epochs // group)), shuffle=False,
+                      validation_data=((xs[val], es[val]),) if val.any() else None, verbose=verbose,
                       callbacks=callbacks)
     seconds = time.perf_counter() - t0
     hist = {key: [float(v) for v in values] for key, values in history.history.items()}
@@ -542,12 +543,11 @@ def train(x: np.ndarray, err: np.ndarray, config: SVAEConfig, *, inputs: dict | 
 MIN_STEPS_PER_FIT_EPOCH = 100
 
 
-def _passes(xs: np.ndarray, es: np.ndarray, config: SVAEConfig):
-    """Batches of (x, err), reshuffled every pass, repeated without end (Keras stops by steps)."""
-    import tensorflow as tf
+def _passes(xs: np.ndarray, es: np.ndarray, config: SVAEConfig, group: int):
+    """Batches of (x, err), reshuffled every pass, ``group`` passes per Keras epoch (any backend)."""
+    from xpdb.models.data import passes
 
-    ds = tf.data.Dataset.from_tensor_slices(((xs, es),))
-    return ds.shuffle(len(xs), seed=config.seed, reshuffle_each_iteration=True).batch(config.batch_size).repeat()
+    return passes((xs, es), batch_size=config.batch_size, passes_per_epoch=group, seed=config.seed)
 
 
 # -- artifact -------------------------------------------------------------------------------------

@@ -410,7 +410,7 @@ def train(table: tk.TokenTable, config: TransformerConfig, *, on_epoch: Callable
         warmup_target=config.learning_rate if warmup else None, warmup_steps=warmup)
     net.compile(optimizer=k.optimizers.AdamW(schedule, weight_decay=config.weight_decay,
                                              global_clipnorm=config.clipnorm),
-                loss=gaussian_nll, jit_compile=False)
+                loss=gaussian_nll, jit_compile=k.backend.backend() == "jax")  # XLA per bucket only pays on JAX
     rng = np.random.default_rng(config.seed)
     validation = (sample_tasks(values[val_rows], errors[val_rows], config, np.random.default_rng(SPLIT_SEED))
                   if val_rows.any() else None)
@@ -420,7 +420,8 @@ def train(table: tk.TokenTable, config: TransformerConfig, *, on_epoch: Callable
         batch = compact(sample_tasks(values[fit_rows], errors[fit_rows], config, rng))
         total_loss, seen = 0.0, 0
         for rows, length in bucketed_steps(batch, config.batch_size, rng):
-            loss = net.train_on_batch(batch.inputs(rows, length), batch.targets[rows])
+            inputs, targets, weight = _padded_step(batch, rows, length, config.batch_size)
+            loss = net.train_on_batch(inputs, targets, sample_weight=weight)
             total_loss += float(np.asarray(loss).reshape(-1)[0]) * len(rows)
             seen += len(rows)
         history["loss"].append(total_loss / max(seen, 1))
@@ -439,6 +440,24 @@ def train(table: tk.TokenTable, config: TransformerConfig, *, on_epoch: Callable
         best, best_epoch = history["loss"][-1], config.epochs
     model = FoundationModel(net, standardiser, config)
     return TrainResult(model, config.epochs, best_epoch, float(best), time.perf_counter() - t0, history)
+
+
+def _padded_step(batch: Batch, rows: np.ndarray, length: int, size: int) -> tuple[dict, np.ndarray, np.ndarray]:
+    """One step's inputs padded to ``size`` rows (empty contexts, no requests) and its sample weights.
+
+    Every step then has one of ``len(BUCKETS)`` shapes, so a compiling backend (XLA on JAX)
+    compiles four train steps, not one per batch length. The weights (``size / n`` on the
+    ``n`` real rows, 0 on the padding) make Keras's mean over ``size`` rows the mean over the
+    real ones: the loss and its gradient are those of the unpadded batch.
+    """
+    inputs, targets = batch.inputs(rows, length), batch.targets[rows]
+    n = len(rows)
+    weight = np.zeros(size, np.float32)
+    weight[:n] = size / n
+    if n < size:
+        inputs = {key: np.concatenate([v, np.zeros((size - n,) + v.shape[1:], v.dtype)]) for key, v in inputs.items()}
+        targets = np.concatenate([targets, np.zeros((size - n,) + targets.shape[1:], targets.dtype)])
+    return inputs, targets, weight
 
 
 # -- the trained model ----------------------------------------------------------------------------
@@ -481,7 +500,7 @@ class FoundationModel:
         logvar = np.zeros((n, len(req_cols)))
         for i in range(0, n, batch_size):
             batch = context_batch(values[i:i + batch_size], ctx_cols, req_cols)
-            out = np.asarray(self.network(batch.inputs(), training=False))
+            out = keras().ops.convert_to_numpy(self.network(batch.inputs(), training=False))
             mean[i:i + batch_size], logvar[i:i + batch_size] = out[..., 0], out[..., 1]
         mean, sigma = self.standardiser.inverse(mean, np.sqrt(np.exp(logvar)), req_cols)
         result = {}

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -252,7 +253,7 @@ def _split(feh: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.
 
 def _dataset(inputs: tuple[np.ndarray, ...], y, w, config: UACSNetConfig):
     """Shuffled batches, ``passes_per_epoch`` passes per Keras epoch; with ``noise_augmentation``
-    every pass sees the fluxes redrawn within their errors (x + N(0, 1) * noise_scale * error).
+    every pass sees the fluxes redrawn within their errors (x + noise_scale * N(0, 1) * error).
 
     With ``fainter`` = m_max > 1 every pass also shows each star as a fainter one would look:
     its errors multiplied by m, log-uniform in [1, m_max], and the flux given the extra noise
@@ -260,25 +261,12 @@ def _dataset(inputs: tuple[np.ndarray, ...], y, w, config: UACSNetConfig):
     with the error input m e). The training stars of the paper are brighter than the stars
     the model is applied to; this teaches the uncertainty branch how larger input errors
     turn into larger residuals, and the [Fe/H] branch to be robust to them.
-    """
-    import tensorflow as tf
+    Backend-agnostic (``xpdb.models.data``): the same batches on TensorFlow, JAX and torch."""
+    from xpdb.models.data import passes
 
-    ds = tf.data.Dataset.from_tensor_slices((inputs, y, w))
-    ds = ds.shuffle(len(y), seed=config.seed, reshuffle_each_iteration=True).batch(config.batch_size)
-    if config.noise_augmentation:
-        scale = float(config.noise_scale)
-        log_max = float(np.log(max(1.0, config.fainter)))
-
-        def perturb(batch, target, weight):
-            x, e, *rest = batch
-            if log_max > 0:
-                m = tf.exp(tf.random.uniform((tf.shape(x)[0], 1), 0.0, log_max, seed=config.seed))
-                extra = tf.sqrt(scale ** 2 + tf.square(m) - 1.0)
-                return (x + tf.random.normal(tf.shape(x), seed=config.seed) * (extra * e), e * m, *rest), target, weight
-            return (x + tf.random.normal(tf.shape(x), seed=config.seed) * (scale * e), e, *rest), target, weight
-
-        ds = ds.map(perturb)
-    return ds.repeat(config.passes_per_epoch).prefetch(2)
+    return passes(inputs, (y, w), batch_size=config.batch_size, passes_per_epoch=max(1, config.passes_per_epoch),
+                  seed=config.seed, noise_scale=float(config.noise_scale) if config.noise_augmentation else None,
+                  fainter=float(config.fainter))
 
 
 def train(flux: np.ndarray, flux_error: np.ndarray, feh: np.ndarray, bp_rp0: np.ndarray,
@@ -341,8 +329,7 @@ def calibrated(model, val_inputs: list[np.ndarray], y_val: np.ndarray, config: U
     the paper, where sigma comes straight from the network.
     """
     k = keras()
-    out = np.concatenate([np.asarray(model([p[i:i + 32768] for p in val_inputs], training=False))
-                          for i in range(0, len(y_val), 32768)])
+    out = _forward(model, val_inputs, 32768)
     z = (y_val - out[:, 0]) / out[:, 1]
     z = z[np.isfinite(z)]
     scale = float(1.4826 * np.median(np.abs(z - np.median(z)))) if len(z) else 1.0
@@ -409,12 +396,20 @@ def predict(model, flux: np.ndarray, flux_error: np.ndarray, photometry: np.ndar
     feh = np.full(len(flux), np.nan, np.float32)
     err = np.full(len(flux), np.nan, np.float32)
     if ok.any():
-        # Eager calls in fixed chunks: no tf.function retracing for every new batch length.
         parts = [flux[ok], flux_error[ok]] + ([phot[ok]] if phot is not None else [])
-        out = np.concatenate([np.asarray(model([p[i:i + batch_size] for p in parts], training=False))
-                              for i in range(0, len(parts[0]), batch_size)])
+        out = _forward(model, parts, batch_size)
         feh[ok], err[ok] = out[:, 0], out[:, 1]
     return feh, err
+
+
+def _forward(model, parts: list[np.ndarray], batch_size: int) -> np.ndarray:
+    """The model's (n, 2) output in chunks of ``batch_size``, as NumPy whatever the backend and device.
+
+    Eager calls in fixed chunks: no retracing for every new batch length.
+    """
+    ops = keras().ops
+    return np.concatenate([ops.convert_to_numpy(model([p[i:i + batch_size] for p in parts], training=False))
+                           for i in range(0, len(parts[0]), batch_size)])
 
 
 def to_bytes(model) -> bytes:
@@ -431,7 +426,9 @@ def from_bytes(data: bytes):
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.keras"
         path.write_bytes(data)
-        model = k.models.load_model(path, custom_objects=custom_objects(), compile=False)
+        with warnings.catch_warnings():  # the optimizer is not restored (compile=False): its state is moot
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            model = k.models.load_model(path, custom_objects=custom_objects(), compile=False)
     model.compile(optimizer=k.optimizers.Adam(), loss=custom_objects()["gaussian_nll"])
     return model
 

@@ -163,6 +163,14 @@ def _span(mask: np.ndarray) -> slice:
     return slice(int(idx[0]), int(idx[-1]) + 1)
 
 
+def band_spans(wl: np.ndarray) -> dict[str, slice]:
+    """The grid range each band is evaluated on: where the merged spectrum uses it (its merge
+    weight is non-zero exactly where it covers the spectrum alone: GaiaXPy's BP_WL, RP_WL)."""
+    from gaiaxpy.core.satellite import BP_WL, RP_WL
+
+    return {"bp": _span(wl < BP_WL.high), "rp": _span(wl > RP_WL.low)}
+
+
 @dataclass
 class CalibratedSpectra:
     """Absolute spectra on a wavelength grid: ``flux`` and ``flux_error`` in W nm^-1 m^-2."""
@@ -207,14 +215,10 @@ def calibrate(data, *, truncation: bool = False) -> CalibratedSpectra:
     >>> spectra.flux.shape                                         # doctest: +SKIP
     (2, 343)
     """
-    from gaiaxpy.core.satellite import BP_WL, RP_WL
-
     batch = to_batch(data)
     bases, merge = calibration_bases()
     wl = bases.grid
-    # Each band is evaluated only where the merged spectrum uses it: its merge weight is
-    # non-zero exactly where it covers the spectrum alone (GaiaXPy's BP_WL, RP_WL).
-    needed = {"bp": _span(wl < BP_WL.high), "rp": _span(wl > RP_WL.low)}
+    needed = band_spans(wl)
     for band in BANDS:
         outside = np.ones(len(wl), dtype=bool)
         outside[needed[band]] = False

@@ -187,11 +187,20 @@ def features_from_sampled(source_id, wavelength, flux, flux_error, ebv, *, g=Non
     return feats
 
 
-def compute_features(data, ebv, *, g=None, bp_rp=None, preprocessing: Preprocessing = Preprocessing()) -> Features:
-    """Features straight from XP_CONTINUOUS input (path, Table, DataFrame or XpBatch)."""
+def compute_features(data, ebv, *, g=None, bp_rp=None, preprocessing: Preprocessing = Preprocessing(),
+                     array_path: bool = True) -> Features:
+    """Features straight from XP_CONTINUOUS input (path, Table, DataFrame or XpBatch).
+
+    When this process has chosen an accelerator (``xpdb.xp.accel.use``, done by ``xpdb jobs
+    work --device``) the stars go through its array path; ``array_path=False`` forces NumPy.
+    """
+    from xpdb.xp import accel
     from xpdb.xp.inputs import to_batch
 
     batch = to_batch(data)
+    path = accel.active() if array_path else None
+    if path is not None and preprocessing.correction is None:
+        return path.compute_features(batch, ebv, preprocessing=preprocessing)
     spectra = calibrate(batch, truncation=preprocessing.truncation)
     missing = batch.arrays["bp_coefficients"].null | batch.arrays["rp_coefficients"].null
     feats = features_from_spectra(spectra, ebv, g=g, bp_rp=bp_rp, preprocessing=preprocessing, missing_band=missing)

@@ -47,6 +47,7 @@ class ModelKind:
     name: ClassVar[str]
     description: ClassVar[str]
     output: ClassVar[OutputSpec]
+    predict_batch: int = 32768  # rows per model call; the worker sets it for its device
 
     def load(self, record, artifact: bytes) -> Any:
         raise NotImplementedError

@@ -210,7 +210,8 @@ class TransformerKind(_LabelKind):
         return result.model, result.model.to_bytes(), config.to_dict(), info
 
     def predict_labels(self, loaded, table, context):
-        return loaded.predict(table, list(tk.LABEL_KINDS), context=list(context))
+        return loaded.predict(table, list(tk.LABEL_KINDS), context=list(context),
+                              batch_size=min(self.predict_batch, 65536))  # (rows, 64 tokens, d) activations
 
     def train_from_database(self, url: str, **options):
         return train_from_database(url, self, **options)

@@ -37,7 +37,7 @@ class UACSNetKind(FehKind):
         return net.from_bytes(artifact)
 
     def predict_feh(self, loaded, flux, flux_error, photometry) -> tuple[np.ndarray, np.ndarray]:
-        return net.predict(loaded, flux, flux_error, photometry)
+        return net.predict(loaded, flux, flux_error, photometry, batch_size=self.predict_batch)
 
     def ablations(self, config: net.UACSNetConfig) -> dict[str, net.UACSNetConfig]:
         """Variants trained beside the model for the paper's comparison: cost weights off."""
