@@ -21,7 +21,13 @@ A star is a set of tokens, each one number with a kind (Leung & Bovy 2024). The 
   [M/H]: its [Fe/H] is used as [M/H].
 
 Values are standardised per kind with the median and 1.4826 x MAD of the training stars
-(errors divided by the same scale), as ``model_core.standardize`` does.
+(errors divided by the same scale), as ``model_core.standardize`` does. Then (``Standardiser``,
+on by default) the standardised XP values of each half of the spectrum (<= 640 nm, > 640 nm)
+are rotated onto that half's principal components, each standardised again: inside the
+network, the token of kind ``xp_<nm>`` carries the k-th component of its half (k = its
+position in the half) - the role the basis-function coefficients play in the authors'
+model. Raw neighbouring values are nearly collinear, and a network fed one of them per
+token does not learn [M/H] in a CPU budget (see ``Standardiser``).
 """
 
 from __future__ import annotations

@@ -36,6 +36,15 @@ Departures, each for a CPU budget of tens of minutes on 40k stars instead of the
   photometry, each kept with probability ``keep``). All three are random subsets of a
   star's tokens; the mixture makes the tasks the service asks for (spectrum to labels,
   labels to spectrum, partial spectra) frequent enough to be learnt in a few dozen epochs.
+* **decorrelated XP tokens** (``tokens.Standardiser``): the 55 XP values are the sampled
+  spectrum reduced, not the authors' basis-function coefficients, and neighbouring values
+  are almost collinear; after per-kind standardisation each half of the spectrum (<= and
+  > 640 nm) is rotated onto its principal components (fitted on the training stars), each
+  standardised, and those are the XP tokens the network sees. On the validation tenth,
+  after 2 epochs, this took [M/H] on the giants from 0.47 dex (their spread: nothing
+  learnt) to 0.33 dex and [alpha/M] from 0.10 to 0.07 dex, where a different loss
+  weighting, no copy requests, no dropout, a higher learning rate or squashed outliers
+  changed nothing. ``decorrelate_xp=False`` restores the raw values.
 * AdamW with a cosine schedule after a linear warm-up and global-norm clipping at 1, and
   the epoch with the lowest validation loss kept (the validation stars are part of the
   training side; nothing is chosen on test stars).
