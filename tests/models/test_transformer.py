@@ -93,6 +93,45 @@ def test_xp_tokens_reduce_and_rebuild_a_spectrum():
     assert np.isnan(table.only(["ebv"]).column("g")).all() and np.isnan(table.without(["xp"]).values[0, :55]).all()
 
 
+def test_decorrelated_xp_tokens_round_trip_and_leave_out_whole_halves():
+    """Each half's XP values become standardised principal components: the inverse gives the values back,
+    errors propagate, and a half with any value missing is missing whole."""
+    rng = np.random.default_rng(5)
+    n = 400
+    wl = tk.XP_GRID
+    teff, depth = rng.uniform(4000, 6500, n), rng.uniform(0, 0.3, n)
+    flux = 1e-15 * (wl[None, :] / 500.0) ** (-teff[:, None] / 2000.0) * (
+        1 - depth[:, None] * np.exp(-0.5 * ((wl - 430) / 20) ** 2))
+    table = tk.token_table(np.arange(n), flux=flux, flux_error=0.01 * flux, g=rng.uniform(9, 14, n),
+                           ebv=rng.uniform(0, 0.5, n), labels={"teff": teff})
+    st = tk.Standardiser.fit(table.values)
+    assert st.rotations is not None and len(st.rotations) == 2
+    assert len(tk.XP_HALVES[0]) + len(tk.XP_HALVES[1]) == tk.N_XP
+    z, ze = st.forward(table.values, table.errors)
+    assert np.isfinite(z[:, : tk.N_XP]).all() and (ze[:, : tk.N_XP] > 0).all()
+    # the components are uncorrelated, unlike the neighbouring values themselves
+    blue = tk.XP_HALVES[0]
+    raw = np.corrcoef(table.values[:, blue[:2]].T)[0, 1]
+    rot = np.corrcoef(z[:, blue[:2]].T)[0, 1]
+    assert abs(raw) > 0.9 and abs(rot) < 0.1
+    cols = np.arange(tk.N_KINDS)
+    back, sigma = st.inverse(z, np.full_like(z, 0.1), cols)
+    np.testing.assert_allclose(back, table.values, rtol=1e-8, atol=1e-12)
+    assert (sigma > 0).all()
+    with pytest.raises(ValueError, match="whole half"):
+        st.inverse(z[:, :3], z[:, :3], np.arange(3))
+    # one value of the red half missing: every red token is missing, the blue ones are kept
+    gap = table.values.copy()
+    gap[:, tk.XP_HALVES[1][4]] = np.nan
+    zg = st.forward(gap)
+    assert np.isnan(zg[:, tk.XP_HALVES[1]]).all() and np.isfinite(zg[:, blue]).all()
+    np.testing.assert_allclose(zg[:, blue], z[:, blue])
+    again = tk.Standardiser.from_dict(st.to_dict())
+    np.testing.assert_allclose(again.forward(table.values), z)
+    plain = tk.Standardiser.fit(table.values, decorrelate=False)
+    assert plain.rotations is None and tk.Standardiser.from_dict(plain.to_dict()).rotations is None
+
+
 def test_sampled_tasks_are_subsets_with_valid_requests():
     rng = np.random.default_rng(3)
     values = rng.normal(size=(400, tk.N_KINDS))

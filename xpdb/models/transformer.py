@@ -36,6 +36,15 @@ Departures, each for a CPU budget of tens of minutes on 40k stars instead of the
   photometry, each kept with probability ``keep``). All three are random subsets of a
   star's tokens; the mixture makes the tasks the service asks for (spectrum to labels,
   labels to spectrum, partial spectra) frequent enough to be learnt in a few dozen epochs.
+* **decorrelated XP tokens** (``tokens.Standardiser``): the 55 XP values are the sampled
+  spectrum reduced, not the authors' basis-function coefficients, and neighbouring values
+  are almost collinear; after per-kind standardisation each half of the spectrum (<= and
+  > 640 nm) is rotated onto its principal components (fitted on the training stars), each
+  standardised, and those are the XP tokens the network sees. On the validation tenth,
+  after 2 epochs, this took [M/H] on the giants from 0.47 dex (their spread: nothing
+  learnt) to 0.33 dex and [alpha/M] from 0.10 to 0.07 dex, where a different loss
+  weighting, no copy requests, no dropout, a higher learning rate or squashed outliers
+  changed nothing. ``decorrelate_xp=False`` restores the raw values.
 * AdamW with a cosine schedule after a linear warm-up and global-norm clipping at 1, and
   the epoch with the lowest validation loss kept (the validation stars are part of the
   training side; nothing is chosen on test stars).
@@ -90,6 +99,7 @@ class TransformerConfig:
     mix: tuple[float, float, float] = (0.35, 0.45, 0.2)  # random subsets, observations, labels
     keep: float = 0.5  # probability of keeping each photometric (and, in "labels", label) token
     gap: float = 0.3  # probability of a contiguous run of XP values left out of an "observations" context
+    decorrelate_xp: bool = True  # XP tokens as each half's standardised principal components (tokens.Standardiser)
     validation_fraction: float = 0.1
     seed: int = 42
     size: str = "cpu"
@@ -398,7 +408,7 @@ def train(table: tk.TokenTable, config: TransformerConfig, *, on_epoch: Callable
     t0 = time.perf_counter()
     val_rows = split_validation(len(table), config.validation_fraction)
     fit_rows = ~val_rows
-    standardiser = tk.Standardiser.fit(table.values[fit_rows])
+    standardiser = tk.Standardiser.fit(table.values[fit_rows], decorrelate=config.decorrelate_xp)
     values, errors = standardiser.forward(table.values, np.nan_to_num(table.errors, nan=0.0))
     net = build_network(config)
     steps = max(1, -(-int(fit_rows.sum()) // config.batch_size) + len(BUCKETS) - 1)
@@ -489,12 +499,19 @@ class FoundationModel:
         every kind except the requested ones); missing values are padding. Stars with an
         empty context get the model's prior (the null token alone).
         """
-        req_cols = tk.kind_ids(requests)
+        asked = tk.kind_ids(requests)
         if context is None:
-            ctx_cols = np.setdiff1d(np.arange(tk.N_KINDS), req_cols)
+            ctx_cols = np.setdiff1d(np.arange(tk.N_KINDS), asked)
         else:
             ctx_cols = tk.kind_ids(context)
-        values = self.standardiser.forward(table.values)
+        req_cols = asked
+        if self.standardiser.rotations is not None:  # XP tokens are components: request whole halves
+            halves = [h for h in tk.XP_HALVES if np.isin(asked, h).any()]
+            req_cols = np.concatenate([asked[~np.isin(asked, tk.XP_HALVES[0]) & ~np.isin(asked, tk.XP_HALVES[1])],
+                                       *halves]) if halves else asked
+        seen = np.zeros(tk.N_KINDS, bool)
+        seen[ctx_cols] = True  # with decorrelated XP tokens, a half partly outside the context is left out whole
+        values = self.standardiser.forward(np.where(seen, table.values, np.nan))
         n = len(table)
         mean = np.zeros((n, len(req_cols)))
         logvar = np.zeros((n, len(req_cols)))
@@ -504,8 +521,9 @@ class FoundationModel:
             mean[i:i + batch_size], logvar[i:i + batch_size] = out[..., 0], out[..., 1]
         mean, sigma = self.standardiser.inverse(mean, np.sqrt(np.exp(logvar)), req_cols)
         result = {}
-        names = [tk.KINDS[c] for c in req_cols]
-        for j, name in enumerate(names):
+        position = {int(c): j for j, c in enumerate(req_cols)}
+        for c in asked:
+            name, j = tk.KINDS[c], position[int(c)]
             result[name] = tk.to_physical(name, mean[:, j], sigma[:, j])
         return result
 
