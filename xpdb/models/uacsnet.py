@@ -428,6 +428,9 @@ def from_bytes(data: bytes):
         path.write_bytes(data)
         with warnings.catch_warnings():  # the optimizer is not restored (compile=False): its state is moot
             warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            # an ensemble's members keep the compile settings of the backend that trained them (XLA on
+            # JAX); the model is compiled again below for this backend, so the note is moot too
+            warnings.filterwarnings("ignore", message="Model doesn't support `jit_compile=True`")
             model = k.models.load_model(path, custom_objects=custom_objects(), compile=False)
     model.compile(optimizer=k.optimizers.Adam(), loss=custom_objects()["gaussian_nll"])
     return model
