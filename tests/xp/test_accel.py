@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def stars():
-    """A synthetic sky's XP_CONTINUOUS rows (one lacks BP), E(B-V) with one NaN, one row without correlations."""
+    """A synthetic sky's XP_CONTINUOUS rows (one made to lack BP), E(B-V) with one NaN, one row without correlations."""
     from xpdb.synth.sky import make_sky
 
     sky = make_sky(300, seed=5)
@@ -38,7 +38,11 @@ def stars():
     corr = batch.arrays["rp_coefficient_correlations"]
     corr.null[both[5]], corr.lengths[both[5]] = True, 0
     corr.values[both[5]] = np.nan
-    assert (~batch.band_present("bp")).sum() == 1  # the NumPy fallback is exercised
+    for name, array in batch.arrays.items():  # one star without BP: the NumPy fallback is exercised
+        if name.startswith("bp_"):
+            array.null[both[7]], array.lengths[both[7]] = True, 0
+            array.values[both[7]] = np.nan
+    assert (~batch.band_present("bp")).sum() == 1
     return batch, ebv
 
 
