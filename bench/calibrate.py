@@ -20,21 +20,13 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench._timing import best_of  # noqa: E402
 from tests.xp.reference import gaiaxpy_frame_from_flat  # noqa: E402
 
 from xpdb.xp.calibrate import calibrate  # noqa: E402
 from xpdb.xp.inputs import to_batch  # noqa: E402
 
 CHUNK = ROOT.parent / "shared" / "data" / "real" / "xp_chunk" / "xp_continuous_combined_chunk0.fits"
-
-
-def best_of(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main() -> None:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -37,19 +36,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench._timing import best_of
 from xpdb.xp import accel
 
 DEFAULT_INPUTS = ROOT / "bench" / "gpu_inputs.npz"
 BANDS = ("bp", "rp")
-
-
-def best_of(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def ratio_line(label: str, accel_rate: float, cpu_rate: float, unit: str) -> str:

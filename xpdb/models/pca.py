@@ -20,11 +20,11 @@ Examples
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from xpdb.models.artifact import pack, unpack
 from xpdb.models.svae import VARIANCE_FLOOR, Standardiser, anomaly_scores
 
 ARTIFACT_MAGIC = b"XPDBPCA1"
@@ -51,16 +51,12 @@ class PCABaseline:
         buf = io.BytesIO()
         np.savez(buf, scaling_mean=self.standardiser.mean, scaling_scale=self.standardiser.scale, mean=self.mean,
                  components=self.components, scatter=self.scatter)
-        header = json.dumps({"config": self.config, "inputs": self.inputs}).encode()
-        return ARTIFACT_MAGIC + len(header).to_bytes(4, "little") + header + buf.getvalue()
+        return pack(ARTIFACT_MAGIC, {"config": self.config, "inputs": self.inputs}, buf.getvalue())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> PCABaseline:
-        if not data.startswith(ARTIFACT_MAGIC):
-            raise ValueError("not an xpdb PCA artifact")
-        size = int.from_bytes(data[8:12], "little")
-        header = json.loads(data[12:12 + size])
-        with np.load(io.BytesIO(data[12 + size:]), allow_pickle=False) as z:
+        header, payload = unpack(data, ARTIFACT_MAGIC, "PCA")
+        with np.load(io.BytesIO(payload), allow_pickle=False) as z:
             return cls(Standardiser(z["scaling_mean"], z["scaling_scale"]), z["mean"], z["components"], z["scatter"],
                        header["config"], header.get("inputs", {}))
 

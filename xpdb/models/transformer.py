@@ -57,7 +57,6 @@ d = 128, 2 + 3 blocks, a 3096-1548-774-387 head, about 8.8M parameters).
 from __future__ import annotations
 
 import io
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -65,6 +64,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from xpdb.models import tokens as tk
+from xpdb.models.artifact import pack, unpack
 from xpdb.models.backend import keras, seed_everything
 
 SPLIT_SEED = 20240601
@@ -566,24 +566,21 @@ class FoundationModel:
     # -- artifact: a JSON header (config, standardisation, vocabulary) and the weights as .npz -------
     def to_bytes(self) -> bytes:
         weights = self.network.get_weights()
-        header = json.dumps({"config": self.config.to_dict(), "standardiser": self.standardiser.to_dict(),
-                             "kinds": list(tk.KINDS), "xp_wavelengths": tk.XP_WAVELENGTHS.tolist(),
-                             "shapes": [list(w.shape) for w in weights], "info": self.info}).encode()
+        header = {"config": self.config.to_dict(), "standardiser": self.standardiser.to_dict(),
+                  "kinds": list(tk.KINDS), "xp_wavelengths": tk.XP_WAVELENGTHS.tolist(),
+                  "shapes": [list(w.shape) for w in weights], "info": self.info}
         buf = io.BytesIO()
         np.savez(buf, *weights)
-        return _MAGIC + len(header).to_bytes(4, "little") + header + buf.getvalue()
+        return pack(_MAGIC, header, buf.getvalue())
 
     @classmethod
     def from_bytes(cls, data: bytes) -> FoundationModel:
-        if not data.startswith(_MAGIC):
-            raise ValueError("not an xpdb transformer artifact")
-        size = int.from_bytes(data[8:12], "little")
-        header = json.loads(data[12:12 + size])
+        header, payload = unpack(data, _MAGIC, "transformer")
         if header["kinds"] != list(tk.KINDS):
             raise ValueError("the artifact's token vocabulary differs from this version of xpdb")
         config = TransformerConfig.from_dict(header["config"])
         net = build_network(config)
-        with np.load(io.BytesIO(data[12 + size:]), allow_pickle=False) as z:
+        with np.load(io.BytesIO(payload), allow_pickle=False) as z:
             weights = [z[f"arr_{i}"] for i in range(len(z.files))]
         if [list(w.shape) for w in weights] != [list(w.shape) for w in net.get_weights()]:
             raise ValueError("the artifact's weights do not fit the network its configuration describes")

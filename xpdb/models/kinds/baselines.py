@@ -14,12 +14,12 @@ coefficients; the trees are XGBoost's own ``ubj`` model with the error in a head
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from xpdb.models.artifact import pack, unpack
 from xpdb.models.config import Hyperparameters
 from xpdb.models.datasets import Stars
 from xpdb.models.kinds.feh import FehKind, Fitted
@@ -136,8 +136,8 @@ class XGBoostKind(FehKind):
         model.fit(x[fit_rows], y[fit_rows], eval_set=[(x[val_rows], y[val_rows])], verbose=False)
         sigma = _robust_sigma(model.predict(x[val_rows]) - y[val_rows])
         booster = model.get_booster()
-        header = json.dumps({"sigma": sigma, "best_iteration": int(model.best_iteration)}).encode()
-        artifact = _XGB_MAGIC + len(header).to_bytes(4, "little") + header + bytes(booster.save_raw("ubj"))
+        artifact = pack(_XGB_MAGIC, {"sigma": sigma, "best_iteration": int(model.best_iteration)},
+                        bytes(booster.save_raw("ubj")))
         info = {"best_iteration": int(model.best_iteration), "validation_sigma": sigma}
         return Fitted((booster, sigma, int(model.best_iteration)), artifact,
                       {**config.to_dict(), "feh_err": "validation robust sigma"}, info)
@@ -145,12 +145,9 @@ class XGBoostKind(FehKind):
     def load(self, record, artifact: bytes) -> Any:
         import xgboost as xgb
 
-        if not artifact.startswith(_XGB_MAGIC):
-            raise ValueError("not an xpdb XGBoost artifact")
-        size = int.from_bytes(artifact[8:12], "little")
-        header = json.loads(artifact[12:12 + size])
+        header, payload = unpack(artifact, _XGB_MAGIC, "XGBoost")
         booster = xgb.Booster()
-        booster.load_model(bytearray(artifact[12 + size:]))
+        booster.load_model(bytearray(payload))
         return booster, float(header["sigma"]), int(header["best_iteration"])
 
     def predict_feh(self, loaded, flux, flux_error, photometry):

@@ -24,7 +24,6 @@ spectra generated from the catalogue's labels against the observed ones.
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import asdict, dataclass
 from enum import IntFlag
@@ -34,6 +33,7 @@ import numpy as np
 import psycopg
 
 from xpdb.models import tokens as tk
+from xpdb.models.artifact import pack, unpack
 from xpdb.models.kinds import ModelKind, OutputSpec
 
 LABEL_PREDICTION = OutputSpec("xpdb.label_prediction", (
@@ -274,22 +274,18 @@ class LabelTrees:
             raw = bytes(self.boosters[name].save_raw("ubj"))
             header["sizes"][name] = len(raw)
             parts.append(raw)
-        head = json.dumps(header).encode()
-        return _XGB_MAGIC + len(head).to_bytes(4, "little") + head + b"".join(parts)
+        return pack(_XGB_MAGIC, header, b"".join(parts))
 
     @classmethod
     def from_bytes(cls, data: bytes) -> LabelTrees:
         import xgboost as xgb
 
-        if not data.startswith(_XGB_MAGIC):
-            raise ValueError("not an xpdb label-trees artifact")
-        size = int.from_bytes(data[8:12], "little")
-        header = json.loads(data[12:12 + size])
-        pos, boosters = 12 + size, {}
+        header, payload = unpack(data, _XGB_MAGIC, "label-trees")
+        pos, boosters = 0, {}
         for name in tk.LABEL_KINDS:
             n = header["sizes"][name]
             booster = xgb.Booster()
-            booster.load_model(bytearray(data[pos:pos + n]))
+            booster.load_model(bytearray(payload[pos:pos + n]))
             boosters[name] = booster
             pos += n
         return cls(tuple(header["inputs"]), boosters, header["sigma"], header["best"])
