@@ -332,3 +332,24 @@ def test_pages_of_an_empty_database(db_url, http):
             assert response.status_code == 200 and words in response.text, path
         assert "Nothing has been ingested yet" in http.get(running.url + "/").text
         assert http.get(running.url + "/jobs.json").json() == {"jobs": []}
+
+
+def test_hostile_numbers_are_refused_or_clamped_never_a_server_error(web_server, http):
+    """Non-finite or out-of-range positions, radii, ids and pages: a 4xx page, or a bounded answer; never a 500."""
+    for params in ({"target": "10 20", "radius": "nan", "unit": "arcmin"},
+                   {"target": "10 20", "radius": "inf", "unit": "deg"},
+                   {"target": "nan 20", "radius": "1", "unit": "arcmin"},
+                   {"target": "1e400 20", "radius": "1", "unit": "arcmin"},
+                   {"target": "Gaia DR3 99999999999999999999999", "radius": "1", "unit": "arcmin"}):
+        response = http.get(web_server + "/cone", params=params)
+        assert response.status_code == 400 and 'id="cone-error"' in response.text, params
+    query = "SELECT TOP 5 source_id FROM xpdb.gaia_source ORDER BY source_id"
+    first = table_rows(http.get(web_server + "/query", params={"QUERY": query}).text)
+    for page in ("-3", "0"):  # below the first page: the first page
+        response = http.get(web_server + "/query", params={"QUERY": query, "page": page})
+        assert response.status_code == 200 and table_rows(response.text) == first, page
+    beyond = http.get(web_server + "/query", params={"QUERY": query, "page": "999999999"})
+    assert beyond.status_code == 200 and table_rows(beyond.text) == []  # past the rows (and the page cap): none
+    assert http.get(web_server + "/query", params={"QUERY": query, "page": "abc"}).status_code == 400
+    for path in ("/star/-5", "/star/1e5", "/models/abc"):
+        assert http.get(web_server + path).status_code == 404, path
