@@ -208,7 +208,10 @@ def parse_target(text: str) -> Target:
     parts = [p for p in re.split(r"[\s,]+", raw) if p]
     try:
         if len(parts) == 2 and all(re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", p) for p in parts):
-            coord = SkyCoord(float(parts[0]) * u.deg, float(parts[1]) * u.deg, frame="icrs")
+            ra_deg, dec_deg = float(parts[0]), float(parts[1])
+            if not (math.isfinite(ra_deg) and math.isfinite(dec_deg)):  # '1e400' overflows to inf
+                raise ValueError("a coordinate is not a finite number")
+            coord = SkyCoord(ra_deg * u.deg, dec_deg * u.deg, frame="icrs")
         elif len(parts) in (2, 6):
             joined = raw.replace(",", " ")
             coord = SkyCoord(joined, unit=(u.hourangle, u.deg), frame="icrs")
