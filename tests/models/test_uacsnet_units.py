@@ -120,3 +120,49 @@ def test_same_seed_same_model_and_metrics():
     assert evaluate(*preds[0], feh, g) == evaluate(*preds[1], feh, g)
     other = predict(train(flux, err, feh, colour, UACSNetConfig(epochs=30, patience=30, seed=8)).model, flux, err)
     assert not np.array_equal(other[0], preds[0][0])
+
+
+def _linear_stars(n: int = 400, seed: int = 3):
+    rng = np.random.default_rng(seed)
+    feh = rng.uniform(-3, 0.3, n)
+    slope = np.linspace(1, -0.5, 60)
+    flux = (1 + 0.1 * feh[:, None] * slope[None, :] + rng.normal(0, 0.01, (n, 60))).astype(np.float32)
+    return flux, np.full((n, 60), 0.01, np.float32), feh, rng.uniform(0.8, 1.6, n)
+
+
+def test_linear_skip_starts_at_the_ridge_fit_of_the_fit_rows():
+    """Before any step the skip model's mu is sklearn's RidgeCV on the standardised fit rows (the branch adds 0)."""
+    from sklearn.linear_model import RidgeCV
+
+    from xpdb.models.uacsnet import SPLIT_SEED, _split, _start_from_ridge
+
+    flux, err, feh, _ = _linear_stars()
+    config = UACSNetConfig(linear_skip="trainable")
+    fit_rows, _ = _split(feh, config.validation_fraction, SPLIT_SEED)
+    model = build_model(config, flux[fit_rows], err[fit_rows])
+    _start_from_ridge(model, (flux[fit_rows], err[fit_rows]), feh[fit_rows].astype(np.float32))
+    x = flux[fit_rows].astype(np.float64)
+    scaled = (x - x.mean(axis=0)) / x.std(axis=0)
+    ridge = RidgeCV(alphas=(1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0, 1000.0)).fit(scaled, feh[fit_rows])
+    mu, _ = predict(model, flux, err)
+    expected = ridge.predict((flux - x.mean(axis=0)) / x.std(axis=0))
+    np.testing.assert_allclose(mu, expected, atol=2e-3)
+    with pytest.raises(ValueError, match="linear_skip"):
+        build_model(UACSNetConfig(linear_skip="sideways"))
+
+
+def test_frozen_linear_skip_keeps_the_ridge_weights_and_survives_save_and_load():
+    from xpdb.models.uacsnet import train
+
+    flux, err, feh, colour = _linear_stars()
+    frozen = train(flux, err, feh, colour, UACSNetConfig(epochs=20, patience=20, linear_skip="frozen")).model
+    trained = train(flux, err, feh, colour, UACSNetConfig(epochs=20, patience=20, linear_skip="trainable")).model
+    start = train(flux, err, feh, colour, UACSNetConfig(epochs=1, patience=1, linear_skip="frozen",
+                                                        learning_rate=0.0)).model
+    same = [np.asarray(w) for w in frozen.get_layer("linear_mu").get_weights()]
+    for a, b in zip(same, start.get_layer("linear_mu").get_weights()):
+        np.testing.assert_array_equal(a, np.asarray(b))
+    assert not np.array_equal(np.asarray(trained.get_layer("linear_mu").get_weights()[0]), same[0])
+    reloaded = from_bytes(to_bytes(trained))
+    for a, b in zip(predict(trained, flux, err), predict(reloaded, flux, err)):
+        np.testing.assert_array_equal(a, b)
