@@ -67,8 +67,9 @@ def test_demo_end_to_end_and_again(db_url, tmp_path):
                            "AND catalog = 'SAGA' AND scope = 'g<15' AND subset = 'all'", (model_id,)).fetchone()
         assert tuple(summary["test"]) == row
         assert summary["n_vmp"] == conn.execute("SELECT count(*) FROM xpdb.catalog WHERE feh <= -2").fetchone()[0]
-        # the stored (Python) metrics and the view (SQL) agree
-        assert row[2] == pytest.approx(test["overall"]["sigma"], abs=1e-6)
+        # the stored (Python) metrics and the view (SQL) agree; the view reads the job's float32 predictions,
+        # made in other batches than the training metrics' (float32 sums differ by batch), hence 1e-5, not exact
+        assert row[2] == pytest.approx(test["overall"]["sigma"], abs=1e-5)
     clusters = {row[0]: row for row in summary["clusters"]}
     assert set(clusters) == {"NGC6397", "NGC6752", "NGC5904", "NGC2682", "NGC6791"}
     for name, (_, n, mean, sigma, ref_, paper, selected, clipped) in clusters.items():
