@@ -226,9 +226,10 @@ def build_model(config: UACSNetConfig, flux: np.ndarray | None = None, flux_erro
         h = k.layers.Dense(units, activation="relu", kernel_regularizer=reg, name=f"fc{i + 1}")(h)
         if i == 2:
             z = h  # the latent Z (16)
+    skip = config.linear_skip != "off"
     mu = k.layers.Dense(1, kernel_regularizer=reg, name=f"fc{len(config.hidden) + 1}_mu",
-                        kernel_initializer="zeros" if config.linear_skip != "off" else "glorot_uniform")(h)
-    if config.linear_skip != "off":
+                        kernel_initializer="zeros" if skip else "glorot_uniform")(h)
+    if skip:
         linear = k.layers.Dense(1, name="linear_mu", trainable=config.linear_skip == "trainable")(scaled_inputs)
         mu = k.layers.Add(name="mu")([linear, mu])
     log_err = objects["Log"](name="log_error")(e_in)
@@ -344,12 +345,14 @@ def _start_from_ridge(model, inputs: tuple[np.ndarray, ...], y: np.ndarray) -> N
     fit leaves over; the validation hold-out is not used."""
     from sklearn.linear_model import RidgeCV
 
+    from xpdb.models.kinds.baselines import RidgeConfig
+
     k = keras()
     scaled = [model.get_layer("flux_scaling")(inputs[0])]
     if len(inputs) > 2:
         scaled.append(model.get_layer("photometry_scaling")(inputs[2]))
     x = np.concatenate([k.ops.convert_to_numpy(part) for part in scaled], axis=1).astype(np.float64)
-    ridge = RidgeCV(alphas=(1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0, 1000.0)).fit(x, np.asarray(y, np.float64))
+    ridge = RidgeCV(alphas=RidgeConfig().alphas).fit(x, np.asarray(y, np.float64))
     model.get_layer("linear_mu").set_weights([ridge.coef_.reshape(-1, 1).astype(np.float32),
                                               np.array([ridge.intercept_], np.float32)])
 
