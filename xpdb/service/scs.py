@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from xpdb.query.cone import DEFAULT_COLUMNS, NEWEST_MODEL, PREDICTION_COLUMNS, SOURCE_COLUMNS, cone_query
 from xpdb.query.run import run_readonly
-from xpdb.service.documents import error_document, result_document
+from xpdb.service.documents import error_document, query_document
 from xpdb.service.execute import describe_failure
 from xpdb.service.params import VOTABLE_TD, ParameterError, Params, parse_format, parse_maxrec, read_params
 
@@ -98,5 +98,4 @@ def _search(service, ra: float, dec: float, radius: float, verb: int, maxrec: in
                               before=((NEWEST_MODEL, None),) if verb >= 2 else ())
     model = result.info.get("before", [None])[0]
     infos = {"RA": ra, "DEC": dec, "SR": radius, "VERB": verb, "MAXREC": maxrec, "model": model[1] if model else "none"}
-    return result_document(result.to_table(), fmt, overflow=result.overflow, infos=infos,
-                           overflow_message=result.overflow_message)
+    return query_document(result, fmt, infos=infos)
