@@ -177,7 +177,7 @@ def _run_pipelined(conn, begin, settings, sql, params, prepared, before, deadlin
             # prepared statements (and their generic plans) for the next query on this connection.
             conn.execute("COMMIT")
         else:
-            cur.execute(f'DECLARE "{CURSOR}" NO SCROLL CURSOR FOR {sql}', params)
+            cur.execute(f'DECLARE "{CURSOR}" NO SCROLL CURSOR FOR {sql}', params, prepare=False)  # one-off text
     before_rows = [c.fetchone() for c in extra]
     if prepared:
         collector = _start(cur, max_rows, max_bytes, encoding)
