@@ -9,7 +9,10 @@ binary COPY of the already-encoded bytes into the same table. Each timed load (a
 baseline) follows a smaller warm-up load of the same kind, as when ``xpdb ingest`` is
 given many files; the warm-up's own rate is printed too.
 
-    python bench/ingest.py [--n 20000] [--warmup 2000] [--formats csv,ecsv]
+    python bench/ingest.py [--n 20000] [--warmup 2000] [--formats csv,ecsv] [--files DIR]
+
+``--files DIR`` keeps the written files in DIR (one folder per --n and --warmup) and reuses them on the
+next run, which then starts loading at once (writing them takes minutes).
 """
 
 from __future__ import annotations
@@ -63,10 +66,15 @@ def synthetic_table(n: int, seed: int = 0) -> pa.Table:
     return pa.table(cols)
 
 
-def write_formats(table: pa.Table, folder: Path) -> dict[str, Path]:
+def write_formats(table: pa.Table, folder: Path, write: bool = True) -> dict[str, Path]:
+    """Every format's file of ``table`` in ``folder`` (``write=False``: only their paths, already written)."""
     from astropy.io.votable import from_table
     from astropy.table import Table
 
+    if not write:
+        names = {"parquet": "xp.parquet", "csv": "xp.csv", "ecsv": "xp.ecsv", "fits": "xp.fits", "votable": "xp.vot",
+                 "votable-astropy": "xp.vot", "votable-td": "xp-td.vot"}
+        return {fmt: folder / name for fmt, name in names.items()}
     paths = {}
     paths["parquet"] = folder / "xp.parquet"
     pq.write_table(table, paths["parquet"])
@@ -77,13 +85,14 @@ def write_formats(table: pa.Table, folder: Path) -> dict[str, Path]:
     one = Table({name: ([np.asarray(v) for v in table.column(name)[:1].to_pylist()]
                         if pa.types.is_list(table.schema.field(name).type) else table.column(name)[:1].to_numpy())
                  for name in table.column_names})
-    one.write(folder / "one.ecsv", format="ascii.ecsv", delimiter=",")
+    one.write(folder / "one.ecsv", format="ascii.ecsv", delimiter=",", overwrite=True)
     header = [line for line in (folder / "one.ecsv").read_text().splitlines() if line.startswith("#")]
     body = folder / "body.csv"
     pacsv.write_csv(text_arrays(table, "[", "]"), body)
     with open(paths["ecsv"], "w") as fh:
         fh.write("\n".join(header) + "\n")
         fh.write(body.read_text())
+    body.unlink()
     # FITS and VOTable with variable-length array columns, as the archive writes them.
     def cells(name):
         dtype = table.schema.field(name).type.value_type.to_pandas_dtype()
@@ -119,17 +128,27 @@ def main() -> None:
     parser.add_argument("--formats", default="fits,parquet,csv,ecsv,votable,votable-td,votable-astropy",
                         help="votable: BINARY2 by xpdb's reader; votable-td: TABLEDATA; votable-astropy: the "
                              "BINARY2 file read by astropy, as before issue 19")
+    parser.add_argument("--files", metavar="DIR", help="keep the written files in DIR and reuse them next time")
     args = parser.parse_args()
     formats = args.formats.split(",")
     url = scratch_database("xpdb_bench_ingest")
     table = synthetic_table(args.n)
-    with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
-        print(f"writing {args.n:,} spectra with correlations in each format ...", flush=True)
-        paths = write_formats(table, Path(tmp))
-        warm_paths = {}
-        if args.warmup:
-            (Path(tmp) / "warm").mkdir()
-            warm_paths = write_formats(table.slice(0, args.warmup), Path(tmp) / "warm")
+    with tempfile.TemporaryDirectory(dir="/tmp") as scratch:
+        tmp = Path(args.files) / f"n{args.n}-warmup{args.warmup}" if args.files else Path(scratch)
+        done = tmp / "complete"
+        if done.exists():
+            print(f"reusing the files in {tmp}", flush=True)
+            paths = write_formats(table, tmp, write=False)
+            warm_paths = write_formats(table.slice(0, args.warmup), tmp / "warm", write=False) if args.warmup else {}
+        else:
+            print(f"writing {args.n:,} spectra with correlations in each format ...", flush=True)
+            tmp.mkdir(parents=True, exist_ok=True)
+            paths = write_formats(table, tmp)
+            warm_paths = {}
+            if args.warmup:
+                (tmp / "warm").mkdir(exist_ok=True)
+                warm_paths = write_formats(table.slice(0, args.warmup), tmp / "warm")
+            done.write_text("written\n")
         os.sync()  # the files' pages are written back now, not while they are being loaded
 
         def empty_tables() -> None:

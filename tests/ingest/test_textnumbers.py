@@ -8,7 +8,7 @@ import pyarrow.compute as pc
 import pytest
 
 from tests.conftest import real_path
-from xpdb.ingest.textnumbers import parse_number_lists
+from xpdb.ingest.textnumbers import parse_number_lists, parse_number_spans
 
 
 def arrow_cast(tokens: list[str], dtype) -> np.ndarray:
@@ -39,6 +39,47 @@ def test_every_value_is_correctly_rounded(dtype):
     column = pa.array(["(" + ", ".join(tokens[i:i + 997]) + ")" for i in range(0, len(tokens), 997)])
     values, lengths, null, bad = parse_number_lists(column, dtype)
     assert not bad and not null.any()
+    got = np.concatenate([values[i, :lengths[i]] for i in range(len(lengths))])
+    expected = (np.array([float(t) for t in tokens]) if dtype == np.float64 else arrow_cast(tokens, np.float32))
+    same = (got == expected) | (np.isnan(got) & np.isnan(expected))
+    assert same.all(), [(tokens[i], got[i], expected[i]) for i in np.flatnonzero(~same)[:5]]
+    assert np.array_equal(np.signbit(got), np.signbit(expected))
+
+
+def near_halfway_tokens(rng: np.random.Generator, n: int) -> list[str]:
+    """17- and 18-digit decimals within a few units of the last digit of the midpoint between two doubles:
+    where a 128-bit product with a truncated power of ten must decide the rounding, or give up."""
+    from decimal import Decimal, getcontext
+
+    getcontext().prec = 60
+    values = rng.normal(0, 1, n) * 10.0 ** rng.integers(-300, 300, n)
+    tokens = []
+    for i, v in enumerate(values):
+        mid = (Decimal(float(v)) + Decimal(float(np.nextafter(v, np.inf)))) / 2
+        digits = 17 + i % 2
+        sign, coefficient, exponent = mid.as_tuple()
+        shown = "".join(map(str, coefficient))[:digits]
+        cut = exponent + len(coefficient) - digits
+        tokens.append(f"{'-' if sign else ''}{int(shown) + (i % 5) - 2}e{cut}")
+    return tokens
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_blank_separated_cells_are_correctly_rounded(dtype):
+    """TABLEDATA's layout (numbers between blanks, read in place): the same values as Python's float and Arrow's
+    cast, also for fractions whose digits end exactly at an 8-byte block or at the cell's end before a digit."""
+    rng = np.random.default_rng(11)
+    tokens = random_tokens(rng, 20_000, dtype) + near_halfway_tokens(rng, 4_000)
+    tokens += ["0.12345678", "0.1234567", "0.123456789", "1.1234567812345678", "-0.0000000012345678",
+               "12345678.12345678", "0.99999999999999999", "2.2250738585072014e-308", "9007199254740993.0"]
+    cells = [" ".join(tokens[i:i + 499]) for i in range(0, len(tokens), 499)]
+    cells += ["1.5 0.1234", "5678 0.12345678", "9 -0.1", "23456789 2"]  # digits across cell ends
+    tokens += ["1.5", "0.1234", "5678", "0.12345678", "9", "-0.1", "23456789", "2"]
+    text = "".join(cells).encode()  # cells back to back: a cell's last digits are followed by the next cell's
+    ends = np.cumsum([len(c.encode()) for c in cells])
+    starts = np.concatenate(([0], ends[:-1]))
+    values, lengths, bad = parse_number_spans(np.frombuffer(text, np.uint8), starts, ends, dtype, spaced=True)
+    assert not bad and lengths.sum() == len(tokens)
     got = np.concatenate([values[i, :lengths[i]] for i in range(len(lengths))])
     expected = (np.array([float(t) for t in tokens]) if dtype == np.float64 else arrow_cast(tokens, np.float32))
     same = (got == expected) | (np.isnan(got) & np.isnan(expected))

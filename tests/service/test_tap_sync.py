@@ -236,3 +236,18 @@ def test_odd_input_is_an_error_not_a_crash(server, http):
         assert status[0] == ("OK" if response.status_code == 200 else "ERROR")
     created = http.post(server + "/tap/async", data={"LANG": "ADQL", "QUERY": "SELECT \x00"}, allow_redirects=False)
     assert created.status_code == 400 and "NUL" in created.text
+
+
+@pytest.mark.parametrize("top,maxrec,rows,overflow", [(2500, 5000, 2500, False), (1000, 1000, 1000, False),
+                                                      (1001, 1000, 1000, True), (999, 1000, 999, False)])
+def test_results_across_fetches_are_whole(server, http, top, maxrec, rows, overflow):
+    """Rows come from the cursor 1,000 first, then in larger fetches: every row arrives once, and OVERFLOW is
+    said exactly when more rows than MAXREC exist (the fetch that would bring none is skipped)."""
+    adql = (f"SELECT TOP {top} a.source_id AS a, b.source_id AS b FROM xpdb.gaia_source AS a, "
+            "xpdb.gaia_source AS b ORDER BY a.source_id, b.source_id")
+    response = http.post(server + "/tap/sync", data={"LANG": "ADQL", "MAXREC": maxrec, "QUERY": adql})
+    table = parse_votable(io.BytesIO(response.content)).get_first_table().to_table()
+    assert len(table) == rows
+    pairs = list(zip(table["a"].tolist(), table["b"].tolist()))
+    assert pairs == sorted(set(pairs))  # no row twice, none skipped in the order asked
+    assert (b'value="OVERFLOW"' in response.content) == overflow

@@ -289,8 +289,7 @@ class TableReader:
         self._arrow = None
         if votable_fast.ENABLED:
             try:
-                with self._binary_stream() as fh:
-                    data = fh.read()
+                data = votable_fast.read_document(self.path, self.gzipped)  # plain files: memory-mapped
                 self._arrow, self.meta = votable_fast.open_votable(data)  # BINARY: columns cut per chunk
                 del data
                 self.n_rows = self._arrow.num_rows

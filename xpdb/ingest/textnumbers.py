@@ -10,14 +10,22 @@ Exactness is the contract: every value equals what a correctly rounding ``strtod
 ``strtof`` (glibc; also Arrow's cast) gives for the same text.
 - Clinger's fast path: an integer mantissa <= 2^53 and a power of ten |e| <= 22 are both
   exact doubles, so one IEEE multiply or divide rounds correctly.
-- Anything else (17-digit mantissas, large exponents, long tokens) goes to the C
-  library's ``strtod_l`` (in the "C" locale) on a NUL-terminated copy of the token.
+- Mantissas of up to 18 digits beyond that (the 17 digits of a double's ``repr``) and
+  other exponents: the Eisel-Lemire algorithm (a 128-bit product with a truncated power of
+  ten, as Go's ``strconv`` and fast_float do it), which either rounds correctly or says it
+  cannot decide.
+- Anything else (undecided, longer mantissas, subnormal or overflowing results, long
+  tokens) goes to the C library's ``strtod_l`` (in the "C" locale) on a NUL-terminated copy
+  of the token.
 - float32 output: the correctly rounded double is rounded again to float32; that double
   rounding can only err when the double lies exactly halfway between two float32 values,
   or outside float32's normal range, so those tokens (and every token that needed the slow
   path) are re-read with ``strtof`` instead.
 ``nan``, ``null``, ``inf`` and ``infinity`` (any case, signed) are accepted; the
 validation stage decides whether a non-finite value is acceptable.
+
+Digits after the decimal point are read eight at a time (one unaligned 64-bit load, checked
+and combined with integer arithmetic: SWAR), which is where float32 text spends its bytes.
 """
 
 from __future__ import annotations
@@ -47,6 +55,136 @@ _SCRATCH_BYTES = 512  # longest token handed to strtod; longer ones are reported
 
 # token status from _parse_number
 _EXACT, _FLOAT32_RISK, _NEEDS_LIBC, _NOT_A_NUMBER = 0, 1, 2, 3
+
+_U = np.uint64
+_ASCII_ZEROS = _U(0x3030303030303030)  # eight '0' bytes
+_ABOVE_NINE = _U(0x7676767676767676)  # added to (byte - '0'): the high bit is set from 10 on
+_HIGH_BITS = _U(0x8080808080808080)
+_SWAR_MASK, _SWAR_MUL1, _SWAR_MUL2 = _U(0x000000FF000000FF), _U(0x000F424000000064), _U(0x0000271000000001)
+_POW10_INT = np.array([10**i for i in range(9)], dtype=np.int64)
+
+
+@intrinsic
+def _load8(typingctx, array_type, index_type):
+    """The 8 bytes at ``array[index]`` as one little-endian uint64 (an unaligned load; the caller checks bounds)."""
+
+    def codegen(context, builder, signature, args):
+        array = context.make_array(signature.args[0])(context, builder, args[0])
+        address = builder.bitcast(builder.gep(array.data, [args[1]]), ir.IntType(64).as_pointer())
+        return builder.load(address, align=1)
+
+    return types.uint64(array_type, index_type), codegen
+
+
+def _bit_count_intrinsic(name: str):
+    @intrinsic
+    def count(typingctx, value_type):
+        def codegen(context, builder, signature, args):
+            fnty = ir.FunctionType(ir.IntType(64), [ir.IntType(64), ir.IntType(1)])
+            fn = builder.module.declare_intrinsic(name, [ir.IntType(64)], fnty)
+            return builder.call(fn, [args[0], ir.Constant(ir.IntType(1), 0)])
+
+        return types.uint64(types.uint64), codegen
+
+    return count
+
+
+_cttz = _bit_count_intrinsic("llvm.cttz")  # trailing zero bits of a uint64 (64 for 0)
+_ctlz = _bit_count_intrinsic("llvm.ctlz")  # leading zero bits
+
+
+@intrinsic
+def _mulhi(typingctx, a_type, b_type):
+    """The high 64 bits of the 128-bit product of two uint64."""
+
+    def codegen(context, builder, signature, args):
+        i128 = ir.IntType(128)
+        product = builder.mul(builder.zext(args[0], i128), builder.zext(args[1], i128))
+        return builder.trunc(builder.lshr(product, ir.Constant(i128, 64)), ir.IntType(64))
+
+    return types.uint64(types.uint64, types.uint64), codegen
+
+
+@intrinsic
+def _double_from_bits(typingctx, bits_type):
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.DoubleType())
+
+    return types.float64(types.uint64), codegen
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _eight_digits(w):
+    """The value of eight decimal digits held as bytes 0-9 in ``w`` (first digit in the lowest byte)."""
+    w = (w * _U(10)) + (w >> _U(8))
+    return np.int64((((w & _SWAR_MASK) * _SWAR_MUL1) + (((w >> _U(16)) & _SWAR_MASK) * _SWAR_MUL2)) >> _U(32))
+
+
+# Eisel-Lemire: 128-bit mantissas of 10**q (5**q normalised so that bit 127 is set), rounded down
+_EL_MIN_EXP10, _EL_MAX_EXP10 = -342, 308
+
+
+def _eisel_lemire_table() -> tuple[np.ndarray, np.ndarray]:
+    high = np.zeros(_EL_MAX_EXP10 - _EL_MIN_EXP10 + 1, dtype=np.uint64)
+    low = np.zeros_like(high)
+    for q in range(_EL_MIN_EXP10, _EL_MAX_EXP10 + 1):
+        if q >= 0:
+            five = 5**q
+            shift = five.bit_length() - 128
+            value = five >> shift if shift > 0 else five << -shift
+        else:
+            five = 5**-q
+            value = (1 << (five.bit_length() + 127)) // five
+            if value.bit_length() < 128:
+                value = (1 << (five.bit_length() + 128)) // five
+        high[q - _EL_MIN_EXP10], low[q - _EL_MIN_EXP10] = value >> 64, value & ((1 << 64) - 1)
+    return high, low
+
+
+_EL_HIGH, _EL_LOW = _eisel_lemire_table()
+_LOW9 = _U(0x1FF)
+_MANTISSA52 = _U(0x000FFFFFFFFFFFFF)
+
+
+@nb.njit(cache=True, nogil=True, error_model="numpy")
+def _eisel_lemire(mantissa, exp10):
+    """(decided, value): the correctly rounded double of ``mantissa * 10**exp10`` (0 < mantissa < 2**63),
+    or decided False (an ambiguous product, a subnormal or infinite result: the C library decides)."""
+    if exp10 < _EL_MIN_EXP10 or exp10 > _EL_MAX_EXP10:
+        return False, 0.0
+    man = _U(mantissa)
+    clz = _ctlz(man)
+    man = man << clz
+    exp2 = _U(((217706 * exp10) >> 16) + 64 + 1023) - clz
+    i = exp10 - _EL_MIN_EXP10
+    power_high = _EL_HIGH[i]
+    x_high = _mulhi(man, power_high)
+    x_low = man * power_high
+    if (x_high & _LOW9) == _LOW9 and x_low + man < man:  # the low half of the power may carry into the result
+        power_low = _EL_LOW[i]
+        y_high = _mulhi(man, power_low)
+        y_low = man * power_low
+        merged_high = x_high
+        merged_low = x_low + y_high
+        if merged_low < x_low:
+            merged_high += _U(1)
+        if (merged_high & _LOW9) == _LOW9 and merged_low + _U(1) == _U(0) and y_low + man < man:
+            return False, 0.0
+        x_high = merged_high
+        x_low = merged_low
+    msb = x_high >> _U(63)
+    bits = x_high >> (msb + _U(9))
+    exp2 -= _U(1) ^ msb
+    if x_low == _U(0) and (x_high & _LOW9) == _U(0) and (bits & _U(3)) == _U(1):  # exactly half-way
+        return False, 0.0
+    bits += bits & _U(1)
+    bits >>= _U(1)
+    if bits >> _U(53) > _U(0):
+        bits >>= _U(1)
+        exp2 += _U(1)
+    if exp2 - _U(1) >= _U(0x7FF - 1):  # subnormal or infinite
+        return False, 0.0
+    return True, _double_from_bits((exp2 << _U(52)) | (bits & _MANTISSA52))
 
 
 @nb.njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -182,7 +320,10 @@ def _parse_number(data, p, b):
     if mantissa == 0:
         return _EXACT, (-0.0 if neg else 0.0), p
     if mantissa > _MAX_EXACT_MANTISSA or exp10 < -22 or exp10 > 22:
-        return _NEEDS_LIBC, np.nan, p
+        decided, v = _eisel_lemire(mantissa, exp10)
+        if not decided:
+            return _NEEDS_LIBC, np.nan, p
+        return _EXACT, (-v if neg else v), p
     v = np.float64(mantissa)
     v = v * _POW10[exp10] if exp10 >= 0 else v / _POW10[-exp10]
     return _EXACT, (-v if neg else v), p
@@ -260,7 +401,8 @@ def _fill_rows(data, starts, ends, valid, out, single, scratch, c_locale, spaced
 
     One pass over the text. ``fits`` is False, and the work incomplete, when a row holds
     more numbers than ``out`` has columns. The loop body is the common case only (optional
-    sign, digits, point, digits, exponent, then a comma); anything else goes to
+    sign, digits, point, digits read eight at a time, exponent, then a comma or blank; Clinger's
+    fast path or Eisel-Lemire); anything else goes to
     ``_general_token``. The common case repeats ``_parse_number``'s scan on purpose: as an
     inlined call returning a tuple it made the whole parse a third slower.
     """
@@ -297,6 +439,12 @@ def _fill_rows(data, starts, ends, valid, out, single, scratch, c_locale, spaced
                 if p < b and data[p] == 46:
                     p += 1
                     q = p
+                    while p + 8 <= b:  # the fraction's digits, eight at a time while the cell has eight more bytes
+                        w = _load8(data, p) - _ASCII_ZEROS
+                        if ((w + _ABOVE_NINE) | w) & _HIGH_BITS:
+                            break
+                        m = m * 100000000 + _eight_digits(w)
+                        p += 8
                     while p < b:
                         d = np.int64(data[p]) - 48
                         if d < 0 or d > 9:
@@ -319,15 +467,25 @@ def _fill_rows(data, starts, ends, valid, out, single, scratch, c_locale, spaced
                     if p == q:
                         digits = 0
                     e += -x if en else x
-                if 0 < digits <= 15 and (p == b or (_is_space(data[p]) if spaced else data[p] == 44)) \
-                        and -22 <= e <= 22:
+                ended = p == b or (_is_space(data[p]) if spaced else data[p] == 44)
+                if ended and 0 < digits <= 15 and -22 <= e <= 22:
                     v = np.float64(m)
                     v = v * _POW10[e] if e >= 0 else v / _POW10[-e]
                     if neg:
                         v = -v
                     if single and _float32_risk(v):
                         ok, v = _libc_value(data, s, p, single, scratch, c_locale)
+                    decided = True
+                elif ended and 0 < digits <= 18 and m != 0:  # a double's 17 digits, or a larger exponent
+                    decided, v = _eisel_lemire(m, e)
+                    if decided:
+                        if neg:
+                            v = -v
+                        if single and _float32_risk(v):
+                            ok, v = _libc_value(data, s, p, single, scratch, c_locale)
                 else:
+                    decided = False
+                if not decided:
                     ok, v, e2, p = _general_token(data, s, b, single, scratch, c_locale, spaced)
                     if not ok:
                         if bad_token[i] < 0:

@@ -18,6 +18,7 @@ ValueError naming the row and the column.
 from __future__ import annotations
 
 import binascii
+import mmap
 import re
 import xml.etree.ElementTree as ET
 
@@ -75,7 +76,22 @@ def _b64decode(stream: memoryview) -> bytes:
     return pybase64.b64decode(stream, validate=False)
 
 
-def open_votable(data: bytes) -> tuple[pa.Table | BinaryRows | TextRows, dict]:
+def read_document(path, gzipped: bool = False) -> bytes | mmap.mmap:
+    """A VOTable file's bytes for :func:`open_votable`: a read-only memory map of a plain file (its pages are
+    read where the scan needs them, not copied first), the decompressed bytes of a gzipped one."""
+    if gzipped:
+        import gzip
+
+        with gzip.open(path, "rb") as fh:
+            return fh.read()
+    with open(path, "rb") as fh:
+        try:
+            return mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError:  # an empty file cannot be mapped
+            return fh.read()
+
+
+def open_votable(data: bytes | mmap.mmap) -> tuple[pa.Table | BinaryRows | TextRows, dict]:
     """The first TABLE of a VOTable document, and the document's INFO/PARAM values.
 
     A BINARY/BINARY2 table comes as :class:`BinaryRows` (decoded and walked; columns are cut by
@@ -440,14 +456,15 @@ def _plain_tabledata(data: bytes):
     attributes, entities, comments or CDATA, every row complete, and one TABLE - its cells found by one
     compiled scan instead of an XML parser; None otherwise (iterparse reads it)."""
     start = data.find(b"<TABLEDATA>")
-    if start < 0 or data.count(b"<TABLE", 0, start) != 1:
+    head = data[:start] if start >= 0 else b""  # the document before the rows (a memory map has no count())
+    if start < 0 or head.count(b"<TABLE") != 1:
         return None
     from xpdb.ingest import textnumbers
 
     _text_pool().submit(textnumbers.warm_up)  # loads the number parser (numba) while the cells are found
     buf = np.frombuffer(data, dtype=np.uint8)
-    header = data.rfind(b"<FIELD", 0, start)
-    nf = data.count(b"<FIELD", 0, start)
+    header = head.rfind(b"<FIELD")
+    nf = head.count(b"<FIELD")
     if nf == 0 or header < 0:
         return None
     first_row = data.find(b"</TR>", start)

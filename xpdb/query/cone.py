@@ -56,9 +56,20 @@ def parse_radius(text: str | float) -> float:
     return float(angle.deg)
 
 
+NEWEST_MODEL = "SELECT model_id, name || ':' || version FROM xpdb.model_info ORDER BY created_at DESC, model_id DESC LIMIT 1"
+
+
 def cone_query(ra: float, dec: float, radius: float, *, columns: tuple[str, ...] = DEFAULT_COLUMNS,
-               model_id: int | None = None, limit: int | None = None) -> tuple[str, dict]:
-    """SQL and parameters of a cone search (index-friendly argument order)."""
+               model_id: int | str | None = None, limit: int | None = None) -> tuple[str, dict]:
+    """SQL and parameters of a cone search (index-friendly argument order).
+
+    ``model_id``: whose predictions to join; ``"newest"`` is the newest model (:data:`NEWEST_MODEL`), found by
+    the query itself (run it in the snapshot of a query of ``NEWEST_MODEL`` to know which).
+
+    The model's predictions are looked up row by row (a LATERAL subquery that OFFSET 0 keeps from being
+    flattened into a join): a generic plan (``run_readonly(prepared=True)``) cannot know the cone's size, and
+    with q3c's default estimate it would otherwise read and hash every prediction of the model.
+    """
     unknown = [c for c in columns if c not in SOURCE_COLUMNS]
     if unknown:
         raise QueryError(f"unknown column(s) {', '.join(unknown)}; available: {', '.join(SOURCE_COLUMNS)}")
@@ -66,13 +77,15 @@ def cone_query(ra: float, dec: float, radius: float, *, columns: tuple[str, ...]
     join = ""
     if model_id is not None:
         select += [f"p.{c}" for c in PREDICTION_COLUMNS]
-        join = "LEFT JOIN xpdb.prediction AS p ON p.source_id = s.source_id AND p.model_id = %(model_id)s"
+        model = f"(SELECT n.model_id FROM ({NEWEST_MODEL}) AS n)" if model_id == "newest" else "%(model_id)s"
+        join = (f"LEFT JOIN LATERAL (SELECT {', '.join(PREDICTION_COLUMNS)} FROM xpdb.prediction AS q "
+                f"WHERE q.source_id = s.source_id AND q.model_id = {model} OFFSET 0) AS p ON true")
     select.append("q3c_dist(s.ra, s.dec, %(ra)s, %(dec)s) * 3600 AS dist_arcsec")
     sql = (f"SELECT {', '.join(select)} FROM xpdb.source_photometry AS s {join} "
            f"WHERE q3c_radial_query(s.ra, s.dec, %(ra)s, %(dec)s, %(radius)s) ORDER BY dist_arcsec")
     if limit is not None:
         sql += f" LIMIT {int(limit)}"
-    return sql, {"ra": ra, "dec": dec, "radius": radius, "model_id": model_id}
+    return sql, {"ra": ra, "dec": dec, "radius": radius, **({"model_id": model_id} if model_id != "newest" else {})}
 
 
 def cone(ra: float, dec: float, radius: float, *, columns: tuple[str, ...] = DEFAULT_COLUMNS,

@@ -101,7 +101,8 @@ def reader_connect(url: str | None = None, *, timeout_s: float | None = None) ->
 def run_readonly(sql: str, params: tuple | dict | None = None, *, max_rows: int = DEFAULT_MAX_ROWS,
                  timeout_s: float = DEFAULT_TIMEOUT_S, conn: psycopg.Connection | None = None,
                  prepared: bool = False, max_bytes: int | None = DEFAULT_MAX_BYTES,
-                 encoding: str = "binary", uploads: list | None = None) -> QueryResult:
+                 encoding: str = "binary", uploads: list | None = None,
+                 before: tuple[tuple[str, tuple | dict | None], ...] = ()) -> QueryResult:
     """Run one query read-only with a timeout; at most ``max_rows`` rows and ``max_bytes`` of table.
 
     ``uploads`` (:class:`xpdb.query.upload.Upload`): temporary tables created by xpdb in this
@@ -117,6 +118,15 @@ def run_readonly(sql: str, params: tuple | dict | None = None, *, max_rows: int 
     searches, on a reused connection): a server-side prepared statement with one generic
     plan instead of a cursor. q3c's cone predicate expands into dozens of index ranges, so
     planning costs more than running.
+
+    ``before``: xpdb's own one-row queries run first, in the same snapshot (the transaction is
+    then REPEATABLE READ); their rows are ``result.info["before"]``.
+
+    Round trips: the transaction's start, ``before`` and the query are sent as one pipeline
+    (libpq's pipeline mode, where every statement goes over the extended protocol, so the
+    query cannot carry a second statement either); a prepared query and its COMMIT travel in
+    that same pipeline (one round trip), a cursor is fetched with its timeout renewed in the
+    same message (three round trips for a result of under 1,000 rows).
     """
     own = conn is None
     conn = conn or reader_connect(timeout_s=timeout_s)
@@ -124,48 +134,25 @@ def run_readonly(sql: str, params: tuple | dict | None = None, *, max_rows: int 
     try:
         conn.rollback()
         conn.autocommit = True  # the transaction below is explicit, so that it can be READ ONLY
-        with conn.cursor() as cur:
-            # one round trip: xpdb's own statements (the simple protocol allows several)
-            cur.execute(f"BEGIN {'READ WRITE' if uploads else 'READ ONLY'}; "
-                        f"SET LOCAL statement_timeout = {_ms(timeout_s)}; "
-                        "SET LOCAL search_path = xpdb, public; SET LOCAL cursor_tuple_fraction = 1"
-                        + ("; SET LOCAL plan_cache_mode = force_generic_plan" if prepared else ""))
-        collector: _Collector
-        if uploads:
-            from xpdb.query.upload import load_uploads
-
-            try:
-                load_uploads(conn, uploads)
-            except psycopg.Error as exc:
-                raise QueryError(f"the uploaded tables could not be stored: {exc.diag.message_primary or exc}") \
-                    from exc
-            conn.execute("SET TRANSACTION READ ONLY")  # from here on, only reading (temporary tables included)
+        begin = ("BEGIN" + (" ISOLATION LEVEL REPEATABLE READ" if before else "")
+                 + (" READ WRITE" if uploads else " READ ONLY"))
+        settings = [f"SET LOCAL statement_timeout = {_ms(timeout_s)}", "SET LOCAL search_path = xpdb, public",
+                    "SET LOCAL cursor_tuple_fraction = 1"]
+        if prepared:
+            settings.append("SET LOCAL plan_cache_mode = force_generic_plan")
         try:
-            if prepared:
-                with conn.cursor() as cur:
-                    cur.execute(sql, params, prepare=True)
-                    collector = _start(cur, max_rows, max_bytes, encoding)
-                    while collector.wanted():
-                        if not collector.add(cur.fetchmany(collector.chunk())):
-                            break
+            if uploads or not psycopg.Pipeline.is_supported():
+                collector, before_rows = _run_stepwise(conn, begin, settings, sql, params, prepared, uploads, before,
+                                                       deadline, timeout_s, max_rows, max_bytes, encoding)
             else:
-                with conn.cursor(name=CURSOR, scrollable=False) as cur:
-                    cur.execute(sql, params)
-                    collector = _start(cur, max_rows, max_bytes, encoding)
-                    while collector.wanted():
-                        remaining = deadline - time.monotonic()
-                        if remaining <= 0:
-                            raise QueryError(f"query cancelled after the {timeout_s:g} s statement timeout",
-                                             sqlstate="57014")
-                        conn.execute(f"SET LOCAL statement_timeout = {_ms(remaining)}")
-                        if not collector.add(cur.fetchmany(collector.chunk())):
-                            break
+                collector, before_rows = _run_pipelined(conn, begin, settings, sql, params, prepared, before,
+                                                        deadline, timeout_s, max_rows, max_bytes, encoding)
         except psycopg.Error as exc:
             raise _query_error(exc, timeout_s) from exc
-        # COMMIT of a read-only transaction writes nothing; unlike ROLLBACK it keeps psycopg's
-        # prepared statements (and their generic plans) for the next query on this connection.
-        conn.execute("COMMIT")
-        return collector.result()
+        result = collector.result()
+        if before:
+            result.info["before"] = before_rows
+        return result
     finally:
         if not conn.closed and conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             try:
@@ -174,6 +161,89 @@ def run_readonly(sql: str, params: tuple | dict | None = None, *, max_rows: int 
                 pass
         if own:
             conn.close()
+
+
+def _run_pipelined(conn, begin, settings, sql, params, prepared, before, deadline, timeout_s, max_rows, max_bytes,
+                   encoding):
+    """:func:`run_readonly` in libpq's pipeline mode: (collector, rows of ``before``)."""
+    with conn.pipeline():
+        for statement in [begin, *settings]:
+            conn.execute(statement)
+        extra = [conn.cursor().execute(query, values, prepare=True) for query, values in before]
+        cur = conn.cursor()
+        if prepared:
+            cur.execute(sql, params, prepare=True)
+            # COMMIT of a read-only transaction writes nothing; unlike ROLLBACK it keeps psycopg's
+            # prepared statements (and their generic plans) for the next query on this connection.
+            conn.execute("COMMIT")
+        else:
+            cur.execute(f'DECLARE "{CURSOR}" NO SCROLL CURSOR FOR {sql}', params, prepare=False)  # one-off text
+    before_rows = [c.fetchone() for c in extra]
+    if prepared:
+        collector = _start(cur, max_rows, max_bytes, encoding)
+        while collector.wanted():
+            if not collector.add(cur.fetchmany(collector.chunk())):
+                break
+        return collector, before_rows
+    collector = None
+    wanted = min(1000, max_rows + 1)  # the collector's first chunk
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise QueryError(f"query cancelled after the {timeout_s:g} s statement timeout", sqlstate="57014")
+        # xpdb's own two statements in one message (the simple protocol): the timeout left, then the rows
+        cur.execute(f'SET LOCAL statement_timeout = {_ms(remaining)}; FETCH FORWARD {int(wanted)} FROM "{CURSOR}"')
+        cur.nextset()
+        if collector is None:
+            collector = _start(cur, max_rows, max_bytes, encoding)
+        rows = cur.fetchall()
+        if not collector.add(rows) or len(rows) < wanted or not collector.wanted():
+            break
+        wanted = collector.chunk()
+    conn.execute("COMMIT")  # also closes the cursor
+    return collector, before_rows
+
+
+def _run_stepwise(conn, begin, settings, sql, params, prepared, uploads, before, deadline, timeout_s, max_rows,
+                  max_bytes, encoding):
+    """:func:`run_readonly` one statement after another (uploads are copied in between): (collector, rows of
+    ``before``)."""
+    with conn.cursor() as cur:
+        # one round trip: xpdb's own statements (the simple protocol allows several)
+        cur.execute("; ".join([begin, *settings]))
+    if uploads:
+        from xpdb.query.upload import load_uploads
+
+        try:
+            load_uploads(conn, uploads)
+        except psycopg.Error as exc:
+            raise QueryError(f"the uploaded tables could not be stored: {exc.diag.message_primary or exc}") \
+                from exc
+        conn.execute("SET TRANSACTION READ ONLY")  # from here on, only reading (temporary tables included)
+    before_rows = [conn.execute(query, values, prepare=True).fetchone() for query, values in before]
+    if prepared:
+        with conn.cursor() as cur:
+            cur.execute(sql, params, prepare=True)
+            collector = _start(cur, max_rows, max_bytes, encoding)
+            while collector.wanted():
+                if not collector.add(cur.fetchmany(collector.chunk())):
+                    break
+    else:
+        with conn.cursor(name=CURSOR, scrollable=False) as cur:
+            cur.execute(sql, params)
+            collector = _start(cur, max_rows, max_bytes, encoding)
+            while collector.wanted():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise QueryError(f"query cancelled after the {timeout_s:g} s statement timeout",
+                                     sqlstate="57014")
+                conn.execute(f"SET LOCAL statement_timeout = {_ms(remaining)}")
+                if not collector.add(cur.fetchmany(collector.chunk())):
+                    break
+    # COMMIT of a read-only transaction writes nothing; unlike ROLLBACK it keeps psycopg's
+    # prepared statements (and their generic plans) for the next query on this connection.
+    conn.execute("COMMIT")
+    return collector, before_rows
 
 
 def published_tables(conn: psycopg.Connection) -> frozenset[str]:

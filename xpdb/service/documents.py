@@ -39,10 +39,7 @@ def result_document(table, fmt: Format, *, overflow: bool, infos: dict[str, obje
     if fmt.name == "votable":
         body = _votable(table, fmt.serialization or "binary2", overflow, infos, overflow_message)
         if datalink and "source_id" in table.colnames and table["source_id"].dtype.kind in "iu":
-            from xpdb.service.datalink import service_descriptor
-
-            end = body.rfind(b"</VOTABLE>")
-            body = body[:end] + service_descriptor(datalink, "source_id").encode() + body[end:]
+            body = _with_descriptor(body, datalink)
         return body
     if fmt.name in ("csv", "tsv"):
         out = io.StringIO()
@@ -51,6 +48,40 @@ def result_document(table, fmt: Format, *, overflow: bool, infos: dict[str, obje
     if fmt.name == "fits":
         return _fits(table, overflow, {**infos, **({"OVERFLOW": overflow_message} if overflow_message else {})})
     raise ValueError(f"unknown format {fmt.name}")
+
+
+def query_document(result, fmt: Format, *, infos: dict[str, object] | None = None,
+                   datalink: str | None = None) -> bytes:
+    """The document of a query result (:class:`xpdb.query.run.QueryResult`), as :func:`result_document` writes
+    its table: VOTable BINARY2 and TABLEDATA straight from the result's arrays (no astropy Table is built),
+    other formats through the table."""
+    infos = infos or {}
+    serialization = fmt.serialization or "binary2"
+    if fmt.name == "votable" and serialization in ("binary2", "tabledata") and FAST_WRITER:
+        from xpdb.service.votable_writer import NotSupported, result_columns
+
+        columns = result_columns(result.columns, result.data, result.masks)
+        try:
+            body = _fast_votable(columns, [c.name for c in columns], serialization, infos)
+        except NotSupported:
+            body = None
+        if body is not None:
+            body = _with_overflow(body, result.overflow, result.overflow_message)
+            source = next((c for c in columns if c.name == "source_id"), None)
+            if datalink and source is not None and isinstance(source.values, np.ndarray) and \
+                    source.values.dtype.kind in "iu":
+                body = _with_descriptor(body, datalink)
+            return body
+    return result_document(result.to_table(), fmt, overflow=result.overflow, infos=infos,
+                           overflow_message=result.overflow_message, datalink=datalink)
+
+
+def _with_descriptor(body: bytes, datalink: str) -> bytes:
+    """The DataLink service descriptor for the ``source_id`` column, before ``</VOTABLE>``."""
+    from xpdb.service.datalink import service_descriptor
+
+    end = body.rfind(b"</VOTABLE>")
+    return body[:end] + service_descriptor(datalink, "source_id").encode() + body[end:]
 
 
 def _fits(table, overflow: bool, infos: dict) -> bytes:
@@ -96,37 +127,48 @@ def _ascii(text: str) -> str:
     return "".join(c if " " <= c <= "~" else (" " if c.isspace() else "?") for c in text)
 
 
+def _ids(names: list[str]) -> list[str]:
+    return [n if _VALID_ID.match(n) else f"col{i}_" + re.sub(r"[^A-Za-z0-9_]", "_", n) for i, n in enumerate(names)]
+
+
+def _fast_votable(columns, names: list[str], serialization: str, infos: dict) -> bytes:
+    """xpdb's writer (:mod:`xpdb.service.votable_writer`); NotSupported for what it does not write."""
+    from xpdb.service.votable_writer import votable_binary2
+
+    return votable_binary2(columns, names, _ids(names),
+                           {k: xml_safe(str(v)) for k, v in {"QUERY_STATUS": "OK", **infos}.items()}, serialization)
+
+
 def _votable(table, serialization: str, overflow: bool, infos: dict, overflow_message: str | None = None) -> bytes:
     names = table.colnames
-    ids = [n if _VALID_ID.match(n) else f"col{i}_" + re.sub(r"[^A-Za-z0-9_]", "_", n) for i, n in enumerate(names)]
-    out = None
+    ids = _ids(names)
+    body = None
     if serialization in ("binary2", "tabledata") and FAST_WRITER:
-        from xpdb.service.votable_writer import NotSupported, votable_binary2
+        from xpdb.service.votable_writer import NotSupported
 
         try:  # the table as it is: the writer takes the FIELD names and IDs apart
-            body = votable_binary2(table, names, ids, {k: xml_safe(str(v))
-                                                       for k, v in {"QUERY_STATUS": "OK", **infos}.items()},
-                                   serialization)
-            out = io.BytesIO(body)
+            body = _fast_votable(table, names, serialization, infos)
         except NotSupported:
-            out = None
-    if out is None:
+            body = None
+    if body is None:
         safe = table.copy(copy_data=False)
         safe.meta.clear()
         if ids != names:
             safe.rename_columns(names, ids)
-        out = _astropy_votable(safe, names, ids, serialization, infos)
+        body = _astropy_votable(safe, names, ids, serialization, infos).getvalue()
         del safe
+    return _with_overflow(body, overflow, overflow_message)
+
+
+def _with_overflow(body: bytes, overflow: bool, overflow_message: str | None) -> bytes:
+    """The document with DALI's second QUERY_STATUS INFO (OVERFLOW, with the reason) after its TABLE."""
     if not overflow:
-        return out.getvalue()
+        return body
     text = escape(xml_safe(overflow_message)) if overflow_message else ""
     status = f'<INFO name="QUERY_STATUS" value="OVERFLOW">{text}</INFO>\n'.encode()
-    view = out.getbuffer()
-    tail_start = max(0, len(view) - 4096)
-    end = tail_start + bytes(view[tail_start:]).rfind(b"</RESOURCE>")
-    body = b"".join((view[:end], status, view[end:]))
-    view.release()
-    return body
+    tail_start = max(0, len(body) - 4096)
+    end = tail_start + body[tail_start:].rfind(b"</RESOURCE>")
+    return b"".join((body[:end], status, body[end:]))
 
 
 def _astropy_votable(safe, names: list[str], ids: list[str], serialization: str, infos: dict) -> io.BytesIO:

@@ -17,7 +17,7 @@ import psycopg
 from starlette.exceptions import HTTPException
 
 from xpdb.query.run import QueryError, run_readonly
-from xpdb.service.documents import result_document
+from xpdb.service.documents import query_document
 from xpdb.service.params import Format, ParameterError, Params, RequestTooLarge, parse_format, parse_maxrec
 from xpdb.service.pool import PoolTimeout
 from xpdb.service.settings import ServiceSettings
@@ -147,19 +147,29 @@ def run_query(request: TapRequest, *, conn: psycopg.Connection, timeout_s: float
     until MAXREC or ``max_result_bytes`` (the table and its document in the requested format)
     is reached: QUERY_STATUS OVERFLOW, with the reason.
     """
-    table, overflow, message = query_table(request, conn=conn, timeout_s=timeout_s, max_result_bytes=max_result_bytes,
-                                           translate=translate, published=published)
-    rows = len(table)
+    result = query_result(request, conn=conn, timeout_s=timeout_s, max_result_bytes=max_result_bytes,
+                          translate=translate, published=published)
     info = {"QUERY": request.query.strip(), "MAXREC": request.maxrec, **(infos or {})}
-    body = result_document(table, request.fmt, overflow=overflow, infos=info, overflow_message=message,
-                           datalink=datalink)
-    return Outcome(body=body, media_type=request.fmt.media_type, rows=rows, overflow=overflow)
+    body = query_document(result, request.fmt, infos=info, datalink=datalink)
+    return Outcome(body=body, media_type=request.fmt.media_type, rows=len(result), overflow=result.overflow)
 
 
 def query_table(request: TapRequest, *, conn: psycopg.Connection, timeout_s: float,
                 max_result_bytes: int | None = None, translate=None, published=None):
     """(astropy Table, overflow, overflow message) of ``request``: the checks and rows of :func:`run_query`
     (the web pages show the same table as HTML); ServiceError on failure."""
+    result = query_result(request, conn=conn, timeout_s=timeout_s, max_result_bytes=max_result_bytes,
+                          translate=translate, published=published)
+    overflow, message = result.overflow, result.overflow_message
+    table = result.to_table()
+    del result  # the table holds the values now
+    return table, overflow, message
+
+
+def query_result(request: TapRequest, *, conn: psycopg.Connection, timeout_s: float,
+                 max_result_bytes: int | None = None, translate=None, published=None):
+    """The :class:`xpdb.query.run.QueryResult` of ``request`` (translated, checked, run); ServiceError on
+    failure."""
     from xpdb.query.adql import ADQLError, to_postgresql
     from xpdb.query.run import check_published, published_tables
 
@@ -175,14 +185,10 @@ def query_table(request: TapRequest, *, conn: psycopg.Connection, timeout_s: flo
     except ADQLError as exc:
         raise ServiceError(f"ADQL error: {exc}") from None
     try:
-        result = run_readonly(translated.sql, max_rows=request.maxrec, timeout_s=timeout_s, conn=conn,
-                              max_bytes=max_result_bytes, encoding=request.fmt.encoding, uploads=request.uploads)
+        return run_readonly(translated.sql, max_rows=request.maxrec, timeout_s=timeout_s, conn=conn,
+                            max_bytes=max_result_bytes, encoding=request.fmt.encoding, uploads=request.uploads)
     except QueryError as exc:
         raise ServiceError(f"query failed: {exc}") from None
-    overflow, message = result.overflow, result.overflow_message
-    table = result.to_table()
-    del result  # the table holds the values now
-    return table, overflow, message
 
 
 def fetch_upload(url: str, max_bytes: int, timeout_s: float = 20.0) -> bytes:

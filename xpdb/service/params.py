@@ -6,6 +6,7 @@ ceiling) and ``RESPONSEFORMAT`` (``FORMAT`` in TAP 1.0) with the formats we writ
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -150,3 +151,20 @@ def parse_maxrec(params: Params, default: int, ceiling: int) -> int:
     if value < 0:
         raise ParameterError(f"MAXREC must be a non-negative integer, not {raw!r}")
     return min(value, ceiling)
+
+
+_ROOTS: OrderedDict = OrderedDict()
+
+
+def root_url(request: Request) -> str:
+    """The service's root URL as this request's client sees it: ``url_for('index')`` without its trailing
+    slash, kept per scheme, Host and root path (Starlette's ``url_for`` walks the routes every time)."""
+    scope = request.scope
+    key = (scope.get("scheme"), request.headers.get("host"), scope.get("server"), scope.get("root_path", ""))
+    root = _ROOTS.get(key)
+    if root is None:
+        root = str(request.url_for("index")).rstrip("/")
+        _ROOTS[key] = root
+        while len(_ROOTS) > 64:  # a client may send any Host
+            _ROOTS.popitem(last=False)
+    return root

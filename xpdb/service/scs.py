@@ -17,9 +17,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from xpdb.query.cone import DEFAULT_COLUMNS, SOURCE_COLUMNS, cone_query
+from xpdb.query.cone import DEFAULT_COLUMNS, NEWEST_MODEL, PREDICTION_COLUMNS, SOURCE_COLUMNS, cone_query
 from xpdb.query.run import run_readonly
-from xpdb.service.documents import error_document, result_document
+from xpdb.service.documents import error_document, query_document
 from xpdb.service.execute import describe_failure
 from xpdb.service.params import VOTABLE_TD, ParameterError, Params, parse_format, parse_maxrec, read_params
 
@@ -80,11 +80,22 @@ async def cone_search(request: Request) -> Response:
 
 
 def _search(service, ra: float, dec: float, radius: float, verb: int, maxrec: int, fmt) -> bytes:
+    """The cone's document: the newest model and the rows from one snapshot, in one round trip.
+
+    The query is a prepared statement with a generic plan (every cone has the same plan: planning it
+    cost more than running it) when its rows cannot pass the byte limit - numbers only, at most
+    MAXREC + 1 of them - and a cursor otherwise.
+    """
+    settings = service.settings
+    columns = VERBOSITY[verb]
+    sql, sql_params = cone_query(ra, dec, radius, columns=columns, model_id="newest" if verb >= 2 else None,
+                                 limit=maxrec + 1)
+    values = len(columns) + (len(PREDICTION_COLUMNS) if verb >= 2 else 0) + 1
+    bounded = settings.max_result_bytes is None or (maxrec + 1) * values * 32 <= settings.max_result_bytes
     with service.readers.connection() as conn:
-        model_id, model_ref = newest_model(conn) if verb >= 2 else (None, None)
-        sql, sql_params = cone_query(ra, dec, radius, columns=VERBOSITY[verb], model_id=model_id, limit=maxrec + 1)
-        result = run_readonly(sql, sql_params, max_rows=maxrec, timeout_s=service.settings.sync_timeout_s, conn=conn,
-                              max_bytes=service.settings.max_result_bytes, encoding=fmt.encoding)
-    infos = {"RA": ra, "DEC": dec, "SR": radius, "VERB": verb, "MAXREC": maxrec, "model": model_ref or "none"}
-    return result_document(result.to_table(), fmt, overflow=result.overflow, infos=infos,
-                           overflow_message=result.overflow_message)
+        result = run_readonly(sql, sql_params, max_rows=maxrec, timeout_s=settings.sync_timeout_s, conn=conn,
+                              max_bytes=settings.max_result_bytes, encoding=fmt.encoding, prepared=bounded,
+                              before=((NEWEST_MODEL, None),) if verb >= 2 else ())
+    model = result.info.get("before", [None])[0]
+    infos = {"RA": ra, "DEC": dec, "SR": radius, "VERB": verb, "MAXREC": maxrec, "model": model[1] if model else "none"}
+    return query_document(result, fmt, infos=infos)

@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from xpdb.service.documents import error_document
 from xpdb.service.execute import check_request, describe_failure, read_uploads, run_query
-from xpdb.service.params import read_params
+from xpdb.service.params import read_params, root_url
 
 
 def error_response(message: str, status: int) -> Response:
@@ -29,7 +29,7 @@ async def sync_query(request: Request) -> Response:
     try:
         params = await read_params(request, files=True)
         tap_request = check_request(params, service.settings)
-        root = str(request.url_for("index")).rstrip("/")
+        root = root_url(request)
         outcome = await run_in_threadpool(_run, service, tap_request, params, root)
     except Exception as exc:  # every failure is a DALI error document
         failure = describe_failure(exc)

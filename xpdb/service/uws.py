@@ -29,7 +29,7 @@ from xpdb.service.auth import CHALLENGE, AuthenticationError, Forbidden, current
 from xpdb.service.documents import error_document, xml_safe
 from xpdb.service.execute import describe_failure
 from xpdb.service.jobs import ACTIVE, PHASES, Job, JobNotFound, JobStateError, parse_time, utc_iso
-from xpdb.service.params import ParameterError, read_params
+from xpdb.service.params import ParameterError, read_params, root_url
 
 XML = "text/xml; charset=utf-8"
 _NS = ('xmlns:uws="http://www.ivoa.net/xml/UWS/v1.0" xmlns:xlink="http://www.w3.org/1999/xlink" '
@@ -130,11 +130,11 @@ def _service(request: Request):
 
 
 def _job_url(request: Request, job_id: str) -> str:
-    return str(request.url_for("uws_job", job_id=job_id))
+    return f"{_list_url(request)}/{job_id}"  # url_for('uws_job'): job ids are hex, nothing to quote
 
 
 def _list_url(request: Request) -> str:
-    return str(request.url_for("uws_jobs"))
+    return root_url(request) + "/tap/async"
 
 
 def _error(message: str, status: int, headers: dict | None = None) -> Response:
@@ -225,7 +225,8 @@ async def jobs(request: Request) -> Response:
 async def job(request: Request) -> Response:
     """GET (with WAIT and PHASE), POST (parameters, PHASE, ACTION=DELETE) and DELETE of one job."""
     service = _service(request)
-    job_id = (await run_in_threadpool(_job, service, request)).job_id
+    found = await run_in_threadpool(_job, service, request)
+    job_id = found.job_id
     params = await read_params(request)
     if request.method == "DELETE" or (request.method == "POST"
                                       and (params.get("ACTION") or "").strip().upper() == "DELETE"):
@@ -238,12 +239,13 @@ async def job(request: Request) -> Response:
         if "PHASE" in params:
             await run_in_threadpool(_change_phase, service, job_id, params.get("PHASE"))
         return RedirectResponse(_job_url(request, job_id), status_code=303)
-    current = await _wait(service, job_id, params)
+    current = await _wait(service, found, params)
     return Response(job_xml(current, _job_url(request, job_id)), media_type=XML)
 
 
-async def _wait(service, job_id: str, params) -> Job:
-    current = await run_in_threadpool(service.jobs.get, job_id)
+async def _wait(service, current: Job, params) -> Job:
+    """``current`` (the job as just read) once it has left its phase, WAIT has passed or the server stops."""
+    job_id = current.job_id
     raw = params.get("WAIT")
     if raw is None or not raw.strip():
         return current

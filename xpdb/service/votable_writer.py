@@ -7,12 +7,18 @@ TAP_SCHEMA declares them). Every cell's position follows from the widths and the
 lengths, so each column is scattered into one output buffer at once; the buffer is then
 base64-encoded in one call. The document around it carries the same FIELD metadata (unit, UCD,
 description) and INFOs as :func:`xpdb.service.documents.result_document` writes with astropy.
+
+Columns come as :class:`OutColumn` (values, NULL mask, unit, UCD, description): from an astropy Table
+(:func:`table_columns`) or straight from a query's arrays (:func:`result_columns`, which spares the
+service building an astropy Table for every request). FIELD elements are made once per distinct
+column and kept (:func:`_field_xml`): the service writes the same few columns again and again.
 """
 
 from __future__ import annotations
 
 import binascii
 import functools
+from dataclasses import dataclass
 from xml.sax.saxutils import escape, quoteattr
 
 import numpy as np
@@ -26,11 +32,72 @@ class NotSupported(Exception):
     """A column this writer does not handle (the caller uses astropy)."""
 
 
-def _column(col):
-    """(datatype, kind, per-row payload, NULL mask) of an astropy column."""
-    data = np.asarray(np.ma.getdata(col)).view(np.ndarray)  # plain numpy from here (astropy views cost)
-    mask = np.ma.getmaskarray(col) if np.ma.isMaskedArray(col) or hasattr(col, "mask") else np.zeros(len(col), bool)
-    mask = np.asarray(mask, dtype=bool)
+@dataclass
+class OutColumn:
+    """One result column: its values (a 1-d numpy array, or a list of str for text), NULLs and metadata."""
+
+    name: str
+    values: np.ndarray | list
+    mask: np.ndarray
+    unit: str | None = None  # VOUnit text
+    ucd: str | None = None
+    description: str | None = None
+
+
+def table_columns(table) -> list[OutColumn]:
+    """The columns of an astropy Table (units as VOUnit text, UCDs from ``meta['ucd']``)."""
+    out = []
+    for name in table.colnames:
+        col = table[name]
+        data = np.asarray(np.ma.getdata(col)).view(np.ndarray)  # plain numpy from here (astropy views cost)
+        mask = np.ma.getmaskarray(col) if np.ma.isMaskedArray(col) or hasattr(col, "mask") else np.zeros(len(col), bool)
+        out.append(OutColumn(name, data, np.asarray(mask, dtype=bool), None if col.unit is None else _unit_text(col.unit),
+                             col.meta.get("ucd") if col.meta else None, col.description or None))
+    return out
+
+
+def result_columns(names: list[str], data: list, masks: list) -> list[OutColumn]:
+    """The columns of a query result (:class:`xpdb.query.run.QueryResult`'s arrays) with the units, UCDs and
+    descriptions of ``xpdb.query.columns``, named as :func:`xpdb.query.run.columns_to_table` names them."""
+    from xpdb.query.columns import meta
+
+    out, seen = [], []
+    for name, values, mask in zip(names, data, masks):
+        unique, k = name, 1
+        while unique in seen:
+            k += 1
+            unique = f"{name}_{k}"
+        seen.append(unique)
+        m = meta(name)
+        out.append(OutColumn(unique, values, np.asarray(mask, dtype=bool),
+                             _vounit(m.unit) if m and m.unit else None, m.ucd if m else None,
+                             (m.description or None) if m else None))
+    return out
+
+
+@functools.lru_cache(maxsize=512)
+def _vounit(text: str) -> str:
+    """A unit string of ``xpdb.query.columns`` as VOUnit text, as astropy writes it."""
+    from astropy import units as u
+
+    return _unit_text(u.Unit(text))
+
+
+@functools.lru_cache(maxsize=512)
+def _unit_text(unit) -> str:
+    """A unit as VOUnit text (astropy's formatter is slow: the service writes the same few units)."""
+    try:
+        return unit.to_string("vounit")
+    except Exception:  # a unit VOUnit cannot write
+        return str(unit)
+
+
+def _column(column: OutColumn):
+    """(datatype, kind, per-row payload, NULL mask) of a column."""
+    mask = column.mask
+    if isinstance(column.values, list):  # text, as a query result holds it
+        return _text(column.values, mask)
+    data = column.values
     if data.ndim != 1:
         raise NotSupported("array cells")
     kind = data.dtype.kind
@@ -49,12 +116,16 @@ def _column(col):
             values[mask] = np.nan
         return datatype, "fixed", values.view(np.uint8).reshape(len(values), values.dtype.itemsize), mask
     if kind in "US":
-        try:
-            encoded = [v.encode("ascii") if isinstance(v, str) else bytes(v) for v in data.tolist()]
-            return "char", "text", encoded, mask
-        except UnicodeEncodeError:
-            return "unicodeChar", "unicode", [str(v).encode("utf-16-be") for v in data.tolist()], mask
+        return _text(data.tolist(), mask)
     raise NotSupported(str(data.dtype))
+
+
+def _text(values: list, mask: np.ndarray):
+    try:
+        encoded = [v.encode("ascii") if isinstance(v, str) else bytes(v) for v in values]
+        return "char", "text", encoded, mask
+    except UnicodeEncodeError:
+        return "unicodeChar", "unicode", [str(v).encode("utf-16-be") for v in values], mask
 
 
 def binary2_stream(columns: list[tuple]) -> bytes:
@@ -100,24 +171,13 @@ def binary2_stream(columns: list[tuple]) -> bytes:
     return out.tobytes()
 
 
-def _unit(col) -> str | None:
-    return None if col.unit is None else _unit_text(col.unit)
-
-
-@functools.lru_cache(maxsize=512)
-def _unit_text(unit) -> str:
-    """A unit as VOUnit text (astropy's formatter is slow: the service writes the same few units)."""
-    try:
-        return unit.to_string("vounit")
-    except Exception:  # a unit VOUnit cannot write
-        return str(unit)
-
-
-def _td_texts(col, column) -> list[str]:
+def _td_texts(column: OutColumn, described) -> list[str]:
     """The TD contents of one column (empty for NULL)."""
-    datatype, kind, payload, mask = column
-    data = np.ma.getdata(col)
-    if datatype == "boolean":
+    datatype, kind, payload, mask = described
+    data = column.values
+    if isinstance(data, list):
+        values = [escape(str(v)) for v in data]
+    elif datatype == "boolean":
         values = ["T" if v else "F" for v in data.tolist()]
     elif kind == "fixed":
         if data.dtype.kind == "f":
@@ -131,46 +191,52 @@ def _td_texts(col, column) -> list[str]:
     return values
 
 
-def _tabledata(table, columns: list[tuple]) -> bytes:
-    texts = [_td_texts(table[name], column) for name, column in zip(table.colnames, columns)]
+def _tabledata(columns: list[OutColumn], described: list[tuple]) -> bytes:
+    texts = [_td_texts(column, d) for column, d in zip(columns, described)]
     rows = ["<TR><TD>" + "</TD><TD>".join(cells) + "</TD></TR>" for cells in zip(*texts)]
     return ("\n".join(rows) + "\n").encode() if rows else b""
 
 
-def votable_binary2(table, names: list[str], ids: list[str], infos: dict[str, str],
+@functools.lru_cache(maxsize=1024)
+def _field_xml(name: str, field_id: str, datatype: str, variable: bool, unit: str | None, ucd: str | None,
+               description: str | None) -> str:
+    """One FIELD element (kept: the service writes the same columns in request after request)."""
+    attrs = [f"ID={quoteattr(field_id)}", f"name={quoteattr(name)}", f'datatype="{datatype}"']
+    if variable:
+        attrs.append('arraysize="*"')
+    if unit:
+        attrs.append(f"unit={quoteattr(unit)}")
+    if ucd:
+        attrs.append(f"ucd={quoteattr(ucd)}")
+    if description:
+        return (f"   <FIELD {' '.join(attrs)}>\n    <DESCRIPTION>{escape(description)}</DESCRIPTION>\n"
+                "   </FIELD>")
+    return f"   <FIELD {' '.join(attrs)}/>"
+
+
+_HEAD = ('<?xml version="1.0" encoding="utf-8"?>\n'
+         '<VOTABLE version="1.4" xmlns="http://www.ivoa.net/xml/VOTable/v1.3" '
+         'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">\n'
+         ' <RESOURCE type="results">\n')
+
+
+def votable_binary2(columns, names: list[str], ids: list[str], infos: dict[str, str],
                     serialization: str = "binary2") -> bytes:
-    """A results VOTable of ``table`` in BINARY2 or TABLEDATA (FIELD ``names`` shown, ``ids`` as their IDs);
-    NotSupported for columns it does not write."""
-    columns = [_column(table[name]) for name in table.colnames]
-    lines = ['<?xml version="1.0" encoding="utf-8"?>',
-             '<VOTABLE version="1.4" xmlns="http://www.ivoa.net/xml/VOTable/v1.3" '
-             'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">',
-             ' <RESOURCE type="results">']
-    lines += [f"  <INFO name={quoteattr(k)} value={quoteattr(str(v))}/>" for k, v in infos.items()]
+    """A results VOTable of ``columns`` (:class:`OutColumn`, or an astropy Table) in BINARY2 or TABLEDATA
+    (FIELD ``names`` shown, ``ids`` as their IDs); NotSupported for columns it does not write."""
+    if not isinstance(columns, list):
+        columns = table_columns(columns)
+    described = [_column(column) for column in columns]
+    lines = [f"  <INFO name={quoteattr(k)} value={quoteattr(str(v))}/>" for k, v in infos.items()]
     lines.append("  <TABLE>")
-    for name, field_id, column, colname in zip(names, ids, columns, table.colnames):
-        col = table[colname]
-        attrs = [f"ID={quoteattr(field_id)}", f"name={quoteattr(name)}", f'datatype="{column[0]}"']
-        if column[1] != "fixed" or column[0] in ("char", "unicodeChar"):
-            attrs.append('arraysize="*"')
-        unit = _unit(col)
-        if unit:
-            attrs.append(f"unit={quoteattr(unit)}")
-        ucd = col.meta.get("ucd") if col.meta else None
-        if ucd:
-            attrs.append(f"ucd={quoteattr(ucd)}")
-        description = col.description
-        if description:
-            lines.append(f"   <FIELD {' '.join(attrs)}>")
-            lines.append(f"    <DESCRIPTION>{escape(description)}</DESCRIPTION>")
-            lines.append("   </FIELD>")
-        else:
-            lines.append(f"   <FIELD {' '.join(attrs)}/>")
+    for name, field_id, d, column in zip(names, ids, described, columns):
+        lines.append(_field_xml(name, field_id, d[0], d[1] != "fixed" or d[0] in ("char", "unicodeChar"),
+                                column.unit or None, column.ucd or None, column.description or None))
     if serialization == "tabledata":
-        head = "\n".join(lines) + "\n   <DATA>\n    <TABLEDATA>\n"
+        head = _HEAD + "\n".join(lines) + "\n   <DATA>\n    <TABLEDATA>\n"
         tail = "    </TABLEDATA>\n   </DATA>\n  </TABLE>\n </RESOURCE>\n</VOTABLE>\n"
-        return head.encode() + _tabledata(table, columns) + tail.encode()
-    stream = binascii.b2a_base64(binary2_stream(columns), newline=False)
-    head = "\n".join(lines) + '\n   <DATA>\n    <BINARY2>\n     <STREAM encoding="base64">'
+        return head.encode() + _tabledata(columns, described) + tail.encode()
+    stream = binascii.b2a_base64(binary2_stream(described), newline=False)
+    head = _HEAD + "\n".join(lines) + '\n   <DATA>\n    <BINARY2>\n     <STREAM encoding="base64">'
     tail = "</STREAM>\n    </BINARY2>\n   </DATA>\n  </TABLE>\n </RESOURCE>\n</VOTABLE>\n"
     return head.encode() + stream + tail.encode()
