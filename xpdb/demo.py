@@ -27,9 +27,13 @@ MODEL_NAME = "demo"
 BASELINE_NAME = "demo-ridge"
 # UA-CSNet on the synthetic sky: an ensemble of five networks (the error of their mean by the ambiguity
 # decomposition), each trained with the stars also shown as up to three times noisier, and each with a
-# linear skip started at the ridge fit, so the [Fe/H] branch learns what a linear fit leaves (xpdb.models.uacsnet).
+# linear skip started at the ridge fit, so the [Fe/H] branch learns what a linear fit leaves (xpdb.models.uacsnet);
+# the ensemble's sigma drawn half-way (in log) towards its median and rescaled on the validation hold-out
+# (calibrate_errors, error_temper: on development skies 101-105 the worst G bin's predicted error / residual
+# sigma went from 1.93 uncalibrated and 1.55 rescaled only to 1.35).
 # Chosen on development skies (seeds 101-107), never on the demo's, the tests' or the check's seeds.
-SYNTHETIC_CONFIG = {"members": 5, "fainter": 3.0, "ensemble_error": "ambiguity", "linear_skip": "trainable"}
+SYNTHETIC_CONFIG = {"members": 5, "fainter": 3.0, "ensemble_error": "ambiguity", "linear_skip": "trainable",
+                    "calibrate_errors": True, "error_temper": 0.5}
 # published cluster values beside the project's (cluster_summary.feh_paper), when the shared data are here
 SHARED_CLUSTER_VALUES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "clusters" / \
     "cluster_paper.csv"

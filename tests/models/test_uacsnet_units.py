@@ -166,3 +166,31 @@ def test_frozen_linear_skip_keeps_the_ridge_weights_and_survives_save_and_load()
     reloaded = from_bytes(to_bytes(trained))
     for a, b in zip(predict(trained, flux, err), predict(reloaded, flux, err)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_tempered_error_calibration_draws_sigma_towards_its_median_then_rescales():
+    """calibrate_errors with error_temper p: sigma -> s m (sigma / m)^p, m the hold-out's median sigma and s
+    the robust width of the hold-out's residuals over the tempered sigma; kept through save and load."""
+    from xpdb.models.uacsnet import _forward, calibrated
+
+    rng = np.random.default_rng(12)
+    model = build_model(UACSNetConfig())
+    x = rng.uniform(0.5, 1.5, (400, 60)).astype(np.float32)
+    e = rng.uniform(1e-3, 5e-2, (400, 60)).astype(np.float32)
+    raw = _forward(model, [x, e], 1000)
+    m = np.median(raw[:, 1])
+    tempered = m * (raw[:, 1] / m) ** 0.5
+    y = (raw[:, 0] + 1.7 * tempered * rng.normal(size=400)).astype(np.float32)  # residuals 1.7 x the tempered sigma
+    config = UACSNetConfig(calibrate_errors=True, error_temper=0.5)
+    wrapped = calibrated(model, [x, e], y, config)
+    out = _forward(wrapped, [x, e], 1000)
+    np.testing.assert_allclose(out[:, 0], raw[:, 0], rtol=1e-6)
+    ratio = out[:, 1] / tempered
+    assert np.allclose(ratio, ratio[0], rtol=1e-4) and 1.4 < ratio[0] < 2.0  # one factor, near the true 1.7
+    z = (y - out[:, 0]) / out[:, 1]
+    assert 1.4826 * np.median(np.abs(z - np.median(z))) == pytest.approx(1.0, abs=1e-4)
+    spread = np.std(np.log(out[:, 1])) / np.std(np.log(raw[:, 1]))
+    assert spread == pytest.approx(0.5, rel=1e-3)  # half the star-to-star spread in log sigma
+    np.testing.assert_allclose(predict(from_bytes(to_bytes(wrapped)), x, e)[1], out[:, 1], rtol=1e-5)
+    plain = _forward(calibrated(model, [x, e], y, UACSNetConfig(calibrate_errors=True)), [x, e], 1000)
+    assert np.allclose(plain[:, 1] / raw[:, 1], plain[0, 1] / raw[0, 1], rtol=1e-4)  # p = 1: a plain rescaling
